@@ -1,0 +1,160 @@
+//! Settings shared by the ingress and the worker. Every setting is a CLI flag with an environment
+//! variable of the same meaning; clap reports a missing or malformed one with a clear message
+//! before anything starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::secret::{Secret, TokenSet};
+
+/// How to reach NATS.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server(s), comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// NATS credentials file (JWT + nkey), optional.
+    #[arg(long, env = "NATS_CREDS_FILE")]
+    pub nats_creds_file: Option<PathBuf>,
+    /// NATS user name (with --nats-password), optional.
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS password, optional.
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<Secret>,
+    /// NATS token, optional.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<Secret>,
+    /// Require TLS to NATS (the `tls://` scheme in NATS_URL does the same).
+    #[arg(long, env = "NATS_TLS")]
+    pub nats_tls: bool,
+    /// Extra root certificate (PEM) to trust for NATS TLS, optional.
+    #[arg(long, env = "NATS_TLS_CA_FILE")]
+    pub nats_tls_ca_file: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// Settings for a NATS server at `url` with no authentication (tests, local runs).
+    pub fn plain(url: impl Into<String>) -> Self {
+        Self {
+            nats_url: url.into(),
+            nats_creds_file: None,
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_tls: false,
+            nats_tls_ca_file: None,
+        }
+    }
+}
+
+/// The Salted CX shared secret.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Shared secret with Salted CX; a comma-separated list for rotation (all verify inbound
+    /// requests, the first signs callbacks). Required.
+    #[arg(
+        long = "saltedcx-token",
+        env = "SALTEDCX_TOKEN",
+        hide_env_values = true
+    )]
+    pub saltedcx_token: TokenSet,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings (`RUST_LOG` sets the filter).
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The event stream's layout; the ingress and the worker must agree on it.
+#[derive(Debug, Clone, Args)]
+pub struct TopologyArgs {
+    /// Name of the JetStream stream holding the events.
+    #[arg(long, env = "STREAM_NAME", default_value = "YOURLOGIC_EVENTS")]
+    pub stream_name: String,
+    /// Number of partitions (fixed when the stream is created; bounds the useful worker count).
+    #[arg(long, env = "PARTITIONS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub partitions: u16,
+    /// Stream replicas (1 locally, 3 in a NATS cluster).
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+    /// How long events are kept at most, e.g. `1h`, `30m`.
+    #[arg(long, env = "STREAM_MAX_AGE", default_value = "1h", value_parser = parse_duration)]
+    pub stream_max_age: Duration,
+    /// Largest size of the event stream in bytes; new events are refused (503) beyond it.
+    #[arg(long, env = "STREAM_MAX_BYTES", default_value_t = 1 << 30)]
+    pub stream_max_bytes: i64,
+    /// Window within which a repeated requestId is recognised as a duplicate.
+    #[arg(long, env = "DUPLICATE_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub duplicate_window: Duration,
+}
+
+impl Default for TopologyArgs {
+    fn default() -> Self {
+        Self {
+            stream_name: "YOURLOGIC_EVENTS".into(),
+            partitions: 64,
+            stream_replicas: 1,
+            stream_max_age: Duration::from_secs(3600),
+            stream_max_bytes: 1 << 30,
+            duplicate_window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Parses durations such as `250ms`, `5s`, `10m`, `1h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 500ms, 5s, 10m or 1h)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "`{other}` is not a duration unit (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! What the ingress and the worker share: the Salted CX event and answer model, configuration,
+//! the NATS topology, deadlines, and telemetry.
+
+pub mod answer;
+pub mod config;
+pub mod custom;
+pub mod deadline;
+pub mod envelope;
+pub mod event;
+pub mod health;
+pub mod nats;
+pub mod queue;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tolerant;
+pub mod topology;

@@ -1,0 +1,31 @@
+//! Queue statistics: how many events wait in each partition. Exported as
+//! `yourlogic_queue_pending{partition}`, the signal the autoscaler uses.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use crate::config::TopologyArgs;
+use crate::telemetry::names;
+use crate::topology::consumer_name;
+
+/// Refreshes the queue gauges every `interval` until the task is dropped.
+pub async fn monitor(js: jetstream::Context, topology: TopologyArgs, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Ok(stream) = js.get_stream_no_info(&topology.stream_name).await else {
+            continue;
+        };
+        for partition in 0..topology.partitions {
+            let info = stream.consumer_info(consumer_name(partition)).await;
+            let Ok(info) = info else { continue };
+            let label = partition.to_string();
+            metrics::gauge!(names::QUEUE_PENDING, "partition" => label.clone())
+                .set(info.num_pending as f64);
+            metrics::gauge!(names::QUEUE_IN_FLIGHT, "partition" => label)
+                .set(info.num_ack_pending as f64);
+        }
+    }
+}

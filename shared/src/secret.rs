@@ -1,0 +1,148 @@
+//! Secrets: the Salted CX shared token(s) and NATS credentials. Never printed, compared in
+//! constant time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use subtle::ConstantTimeEq;
+
+/// A secret string whose `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the few places that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+/// The shared Salted CX secret(s): every token verifies inbound requests (so a new token can be
+/// rolled out before the old one is retired); the first one signs callbacks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    tokens: Vec<Secret>,
+}
+
+impl TokenSet {
+    /// The token used to sign callbacks.
+    pub fn signing(&self) -> &Secret {
+        &self.tokens[0]
+    }
+
+    /// How many tokens are accepted.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Never true: a token set has at least one token.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Whether `presented` equals one of the tokens. Each comparison takes time independent of
+    /// where the strings differ, and every token is compared, so timing reveals nothing.
+    pub fn verify(&self, presented: &str) -> bool {
+        let presented = presented.as_bytes();
+        let mut matched = subtle::Choice::from(0);
+        for token in &self.tokens {
+            matched |= token.expose().as_bytes().ct_eq(presented);
+        }
+        matched.into()
+    }
+
+    /// Checks an `Authorization` header value of the form `Bearer <token>`.
+    pub fn verify_bearer(&self, header: &str) -> bool {
+        let mut parts = header.trim().splitn(2, ' ');
+        let scheme = parts.next().unwrap_or_default();
+        let token = parts.next().unwrap_or_default().trim();
+        scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && self.verify(token)
+    }
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenSet({} token(s), ***)", self.tokens.len())
+    }
+}
+
+impl FromStr for TokenSet {
+    type Err = String;
+
+    /// Parses a comma-separated list; empty entries are an error, not silently dropped.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let tokens: Vec<&str> = s.split(',').map(str::trim).collect();
+        if tokens.iter().any(|t| t.is_empty()) {
+            return Err(
+                "SALTEDCX_TOKEN must be one token or a comma-separated list of \
+                        non-empty tokens"
+                    .into(),
+            );
+        }
+        Ok(TokenSet {
+            tokens: tokens.into_iter().map(Secret::new).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_token_of_a_rotation_set_verifies_and_the_first_signs() {
+        let set: TokenSet = "new-token, old-token".parse().expect("parses");
+        assert!(set.verify("new-token"));
+        assert!(set.verify("old-token"));
+        assert!(!set.verify("other"));
+        assert!(!set.verify(""));
+        assert_eq!(set.signing().expose(), "new-token");
+    }
+
+    #[test]
+    fn bearer_header_needs_the_scheme_and_a_known_token() {
+        let set: TokenSet = "s3cret".parse().expect("parses");
+        assert!(set.verify_bearer("Bearer s3cret"));
+        assert!(set.verify_bearer("bearer s3cret"));
+        assert!(!set.verify_bearer("s3cret"));
+        assert!(!set.verify_bearer("Basic s3cret"));
+        assert!(!set.verify_bearer("Bearer "));
+    }
+
+    #[test]
+    fn empty_entries_in_the_token_list_are_rejected() {
+        assert!("a,,b".parse::<TokenSet>().is_err());
+        assert!("".parse::<TokenSet>().is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let set: TokenSet = "hunter2".parse().expect("parses");
+        assert!(!format!("{set:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
+    }
+}

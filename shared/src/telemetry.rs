@@ -1,0 +1,101 @@
+//! Logs and metrics. Logs are text or JSON lines (`RUST_LOG` filters); metrics are Prometheus
+//! text served on `/metrics`. Metric names are constants here so the dashboards, alert rules and
+//! tests can be checked against one list.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Every metric this project exports.
+pub mod names {
+    /// Counter, label `outcome`: accepted, duplicate, unauthorized, malformed, invalid, expired,
+    /// too_large, unsupported_media_type, unavailable.
+    pub const INGRESS_REQUESTS: &str = "yourlogic_ingress_requests_total";
+    /// Histogram: time from request receipt to response at the ingress.
+    pub const INGRESS_SECONDS: &str = "yourlogic_ingress_request_seconds";
+    /// Histogram: time the durable JetStream publish took.
+    pub const PUBLISH_SECONDS: &str = "yourlogic_publish_seconds";
+    /// Counter, labels `trigger`, `outcome`: answered, silent, expired, failed.
+    pub const EVENTS_PROCESSED: &str = "yourlogic_events_processed_total";
+    /// Histogram: ingress receipt to callback accepted.
+    pub const END_TO_END_SECONDS: &str = "yourlogic_end_to_end_seconds";
+    /// Histogram: time left before the deadline when the answer was accepted.
+    pub const DEADLINE_SLACK_SECONDS: &str = "yourlogic_deadline_slack_seconds";
+    /// Counter, label `status`: HTTP status code, or `error` / `timeout` for failed attempts.
+    pub const CALLBACK_REQUESTS: &str = "yourlogic_callback_requests_total";
+    /// Histogram: duration of one callback attempt.
+    pub const CALLBACK_SECONDS: &str = "yourlogic_callback_seconds";
+    /// Histogram: time the conversation logic took.
+    pub const LOGIC_SECONDS: &str = "yourlogic_logic_seconds";
+    /// Gauge, label `partition`: events waiting in JetStream for the workers.
+    pub const QUEUE_PENDING: &str = "yourlogic_queue_pending";
+    /// Gauge, label `partition`: events delivered and not yet acknowledged.
+    pub const QUEUE_IN_FLIGHT: &str = "yourlogic_queue_in_flight";
+    /// Counter: deliveries that were redeliveries (a worker died or was too slow).
+    pub const REDELIVERIES: &str = "yourlogic_redeliveries_total";
+    /// Counter, label `reason`: events moved to the dead-letter stream.
+    pub const DEAD_LETTERS: &str = "yourlogic_dead_letters_total";
+    /// Counter: redelivered events whose answer was already sent (not answered again).
+    pub const ALREADY_ANSWERED: &str = "yourlogic_already_answered_total";
+    /// Gauge: events this worker is processing right now.
+    pub const WORKER_IN_FLIGHT: &str = "yourlogic_worker_in_flight";
+    /// Gauge: partitions this worker is consuming (1 per live consumer loop).
+    pub const WORKER_PARTITIONS: &str = "yourlogic_worker_partitions";
+    /// Gauge: 1 while the process is connected to NATS.
+    pub const NATS_CONNECTED: &str = "yourlogic_nats_connected";
+    /// Gauge, label `service`: 1 per running process (for counting ready workers).
+    pub const UP: &str = "yourlogic_up";
+}
+
+/// Latency buckets (seconds) for every histogram: fine below 10 ms, up to a minute.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,
+    60.0,
+];
+
+/// Starts logging to standard error. Safe to call more than once (later calls do nothing).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already initialised (several services in one test process): keep the first.
+    let _ = result;
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Several services in one process
+/// (tests) share it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .ok();
+            handle
+        })
+        .clone()
+}
