@@ -1,1 +1,134 @@
+//! The ingress: a thin HTTP service that authenticates, validates and durably stores Salted CX
+//! events in NATS JetStream (keyed by conversation), answering 202 only once stored.
+//!
+//! `main.rs` parses the configuration and calls [`Ingress::build`] then [`Ingress::run`]; tests
+//! do the same in-process on port 0.
 
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod publisher;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+use shared::telemetry::names;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use publisher::Publisher;
+
+/// State shared by the request handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub publisher: Publisher,
+}
+
+/// Start-up failed: the message says which setting or resource is the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nats(#[from] shared::nats::ConnectError),
+}
+
+/// A bound, not yet serving ingress.
+pub struct Ingress {
+    listener: TcpListener,
+    router: Router,
+    client: async_nats::Client,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    config: Arc<Config>,
+}
+
+impl Ingress {
+    /// Binds the listener and connects to NATS (in the background: the ingress starts, and is
+    /// not ready, while NATS is down).
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let listener = TcpListener::bind(config.http.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.http.addr,
+                source,
+            })?;
+        let client = shared::nats::connect(&config.nats, "yourlogic-ingress").await?;
+        let publisher = Publisher::new(
+            client.clone(),
+            config.topology.clone(),
+            config.http.publish_timeout,
+        );
+        let background = vec![
+            tokio::spawn(publisher.clone().keep_topology()),
+            tokio::spawn(shared::queue::monitor(
+                publisher.jetstream(),
+                config.topology.clone(),
+                config.http.queue_stats_interval,
+            )),
+        ];
+        let state = AppState {
+            config: config.clone(),
+            publisher: publisher.clone(),
+        };
+        let router = Router::new()
+            .route("/v1/events", post(events::post_event))
+            .with_state(state)
+            .merge(shared::health::routes(Arc::new(publisher)));
+        Ok(Self {
+            listener,
+            router,
+            client,
+            background,
+            config,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (bounded by the shutdown timeout) and flushes NATS.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let _ = shared::telemetry::metrics_handle();
+        metrics::gauge!(names::UP, "service" => "ingress").set(1.0);
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, "ingress listening");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+        let timeout = self.config.http.shutdown_timeout;
+        let server = tokio::spawn(async move { server.await });
+        let outcome = tokio::select! {
+            result = server => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            () = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(timeout).await;
+            } => {
+                tracing::warn!(?timeout, "in-flight requests did not finish in time");
+                Ok(())
+            }
+        };
+        for task in self.background {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(timeout, self.client.flush()).await;
+        tracing::info!("ingress stopped");
+        outcome
+    }
+}

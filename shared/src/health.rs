@@ -50,3 +50,41 @@ async fn metrics() -> Response {
     )
         .into_response()
 }
+
+/// Probes `url` (plain `http://host:port/path`) and returns whether it answered 200. Used by the
+/// `healthcheck` subcommands, so container images need no curl.
+pub fn probe(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}` must start with http://"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{authority}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{authority}` has no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    stream.set_write_timeout(Some(timeout)).ok();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut response = String::new();
+    stream
+        .take(4096)
+        .read_to_string(&mut response)
+        .map_err(|e| format!("cannot read the response: {e}"))?;
+    let status_line = response.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{url} answered `{status_line}`"))
+    }
+}

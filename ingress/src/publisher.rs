@@ -1,0 +1,136 @@
+//! Durable publishing to JetStream, and the readiness that depends on it.
+//!
+//! A publish counts only once JetStream has acknowledged it (the event is on disk, replicated
+//! as configured). If that does not happen within the publish timeout, or NATS is not connected,
+//! the caller gets an error at once, so the ingress answers 503 instead of hanging or lying.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, context::PublishErrorKind};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use shared::config::TopologyArgs;
+use shared::envelope::Envelope;
+use shared::health::Readiness;
+use shared::telemetry::names;
+use shared::topology::{self, event_subject, partition_of};
+
+/// Outcome of a durable publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored for the first time.
+    New,
+    /// JetStream already had this requestId within the duplicate window.
+    Duplicate,
+}
+
+/// Publishes events and tracks whether the stream is usable.
+#[derive(Clone)]
+pub struct Publisher {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    topology: TopologyArgs,
+    timeout: Duration,
+    stream_ready: Arc<AtomicBool>,
+}
+
+impl Publisher {
+    /// A publisher over `client`; call [`Publisher::keep_topology`] in the background.
+    pub fn new(client: async_nats::Client, topology: TopologyArgs, timeout: Duration) -> Self {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(timeout);
+        Self {
+            client,
+            js,
+            topology,
+            timeout,
+            stream_ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The JetStream context (for the queue monitor).
+    pub fn jetstream(&self) -> jetstream::Context {
+        self.js.clone()
+    }
+
+    /// Stores `body` durably with the envelope's headers.
+    pub async fn publish(&self, envelope: &Envelope, body: Bytes) -> Result<Stored, String> {
+        if !shared::nats::is_connected(&self.client) {
+            return Err("the event store (NATS) is not reachable; retry shortly".into());
+        }
+        let subject = event_subject(partition_of(
+            &envelope.conversation,
+            self.topology.partitions,
+        ));
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let ack = self
+                .js
+                .publish_with_headers(subject, envelope.to_headers(), body)
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| {
+                if matches!(e.kind(), PublishErrorKind::StreamNotFound) {
+                    self.stream_ready.store(false, Ordering::Relaxed);
+                }
+                e.to_string()
+            })
+        })
+        .await;
+        metrics::histogram!(names::PUBLISH_SECONDS).record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(ack)) if ack.duplicate => Ok(Stored::Duplicate),
+            Ok(Ok(_)) => Ok(Stored::New),
+            Ok(Err(err)) => Err(format!("the event could not be stored: {err}")),
+            Err(_) => Err(format!(
+                "the event store did not confirm within {:?}; retry shortly",
+                self.timeout
+            )),
+        }
+    }
+
+    /// Creates the stream at start-up and re-creates it if it disappears (a NATS server that
+    /// lost its storage), retrying until it succeeds. Runs until dropped.
+    pub async fn keep_topology(self) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let ok = match topology::ensure_event_stream(&self.js, &self.topology).await {
+                Ok(()) => true,
+                Err(err @ topology::TopologyError::PartitionMismatch { .. }) => {
+                    tracing::error!(error = %err, "event stream does not match the configuration");
+                    false
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "event stream not available yet");
+                    false
+                }
+            };
+            self.stream_ready.store(ok, Ordering::Relaxed);
+            delay = if ok {
+                Duration::from_secs(10)
+            } else {
+                (delay * 2).min(Duration::from_secs(5))
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+impl Readiness for Publisher {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if !shared::nats::is_connected(&self.client) {
+                return Err("not connected to NATS".into());
+            }
+            if !self.stream_ready.load(Ordering::Relaxed) {
+                return Err(format!(
+                    "stream {} is not available",
+                    self.topology.stream_name
+                ));
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The worker configuration: every setting is a flag with an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::config::{LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
+
+/// Consumes Salted CX events from NATS JetStream in conversation order, runs the conversation
+/// logic and delivers each answer to Salted CX before the event's deadline.
+#[derive(Debug, Parser)]
+#[command(name = "worker", version, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands besides serving (the default).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exits 0 when the URL answers 200 (for container health checks without curl).
+    Healthcheck {
+        /// URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
+        url: String,
+    },
+}
+
+/// Which conversation logic answers events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogicKind {
+    /// Echo every customer message back (smoke tests).
+    #[default]
+    Echo,
+}
+
+/// Everything the worker needs to run.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// Worker behaviour.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Health and metrics listen address.
+    #[arg(long = "addr", env = "WORKER_ADDR", default_value = "0.0.0.0:9090")]
+    pub addr: SocketAddr,
+    /// Callback base URL; `{region}` is replaced by the event's region.
+    #[arg(
+        long,
+        env = "SALTEDCX_API_URL",
+        default_value = "https://api.{region}.salted.cx"
+    )]
+    pub api_url: String,
+    /// The conversation logic.
+    #[arg(long, env = "LOGIC", value_enum, default_value_t = LogicKind::Echo)]
+    pub logic: LogicKind,
+    /// Path to the conversation playbook file (the built-in playbook when unset).
+    #[arg(long, env = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// How long an event may stay unacknowledged before JetStream hands it to another worker
+    /// (a dead worker's events are taken over after this). Long work extends it automatically.
+    #[arg(long, env = "ACK_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub ack_wait: Duration,
+    /// Time kept in hand before the deadline: no callback attempt starts later than
+    /// `deadline - margin`, so the answer arrives in time.
+    #[arg(long, env = "DEADLINE_MARGIN", default_value = "250ms", value_parser = parse_duration)]
+    pub deadline_margin: Duration,
+    /// Longest single callback attempt (retries follow while time remains).
+    #[arg(long, env = "CALLBACK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub callback_timeout: Duration,
+    /// Deliveries of one event after which it is dead-lettered without processing (it probably
+    /// crashes workers).
+    #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: i64,
+    /// How long in-flight events may take to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How often the queue-length gauges are refreshed.
+    #[arg(long, env = "QUEUE_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub queue_stats_interval: Duration,
+}
+
+impl Config {
+    /// A configuration for tests and embedding.
+    pub fn new(
+        nats_url: &str,
+        tokens: &str,
+        api_url: &str,
+        addr: SocketAddr,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            nats: NatsArgs::plain(nats_url),
+            token: TokenArgs {
+                saltedcx_token: tokens.parse()?,
+            },
+            log: LogArgs {
+                log_format: LogFormat::Text,
+            },
+            topology: TopologyArgs::default(),
+            worker: WorkerArgs {
+                addr,
+                api_url: api_url.to_string(),
+                logic: LogicKind::Echo,
+                playbook: None,
+                ack_wait: Duration::from_secs(5),
+                deadline_margin: Duration::from_millis(250),
+                callback_timeout: Duration::from_secs(5),
+                max_deliveries: 5,
+                shutdown_timeout: Duration::from_secs(20),
+                queue_stats_interval: Duration::from_secs(5),
+            },
+        })
+    }
+}

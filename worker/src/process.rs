@@ -1,0 +1,453 @@
+//! Processing one queued event, from delivery to acknowledgement:
+//!
+//! 1. read the envelope; drop (and count) the event if its deadline has passed;
+//! 2. look up the answers record: an event already answered is acknowledged without a second
+//!    callback; one with a pending answer gets exactly that answer again;
+//! 3. otherwise run the logic (panics and errors are caught: the event is dead-lettered and the
+//!    fallback answer is sent), store the answer as pending;
+//! 4. deliver it before the deadline, mark it delivered, acknowledge.
+//!
+//! Nothing is acknowledged before its outcome is durable (answer delivered, dead letter stored,
+//! or deadline passed), so a crash at any point leads to redelivery, never to loss.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use chrono::Utc;
+use shared::answer::{Action, Answer, Reply};
+use shared::envelope::Envelope;
+use shared::event::Event;
+use shared::telemetry::names;
+use tracing::Instrument;
+
+use crate::answers::{Answers, Record};
+use crate::callback::{Deliverer, DeliveryError, Target};
+use crate::deadletter::{self, Reason};
+use crate::logic::{Context, Logic, LogicError};
+
+/// What every event's processing needs.
+pub struct Processor {
+    pub js: jetstream::Context,
+    pub answers: Answers,
+    pub deliverer: Deliverer,
+    pub logic: Arc<dyn Logic>,
+    pub max_deliveries: i64,
+    pub ack_wait: Duration,
+}
+
+/// The final outcome of one event (the `outcome` label of `yourlogic_events_processed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    Silent,
+    Expired,
+    Failed,
+    /// Redelivered after its answer was already accepted: nothing sent.
+    AlreadyAnswered,
+    /// Not finished (NATS unavailable): left unacknowledged for redelivery.
+    Retry,
+}
+
+impl Outcome {
+    fn label(self) -> Option<&'static str> {
+        match self {
+            Outcome::Answered => Some("answered"),
+            Outcome::Silent => Some("silent"),
+            Outcome::Expired => Some("expired"),
+            Outcome::Failed => Some("failed"),
+            Outcome::AlreadyAnswered | Outcome::Retry => None,
+        }
+    }
+}
+
+impl Processor {
+    /// Processes `message` to its end: acknowledged unless the outcome is [`Outcome::Retry`].
+    /// Keeps the message's ack deadline extended while working.
+    pub async fn handle(&self, partition: u16, message: jetstream::Message) -> Outcome {
+        let envelope = Envelope::from_headers(message.headers.as_ref());
+        let span = match &envelope {
+            Ok(env) => {
+                tracing::info_span!("event", request_id = %env.request_id, conversation = %env.conversation, partition)
+            }
+            Err(_) => tracing::info_span!("event", partition),
+        };
+        metrics::gauge!(names::WORKER_IN_FLIGHT).increment(1.0);
+        let work = self.process(partition, &message, envelope).instrument(span);
+        let outcome = with_progress(&message, self.ack_wait, work).await;
+        metrics::gauge!(names::WORKER_IN_FLIGHT).decrement(1.0);
+        let acked = match outcome {
+            Outcome::Retry => {
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                    .await
+            }
+            _ => message.ack().await,
+        };
+        if let Err(err) = acked {
+            tracing::warn!(error = %err, "acknowledgement failed; the event will be redelivered");
+        }
+        outcome
+    }
+
+    async fn process(
+        &self,
+        partition: u16,
+        message: &jetstream::Message,
+        envelope: Result<Envelope, shared::envelope::EnvelopeError>,
+    ) -> Outcome {
+        let envelope = match envelope {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                return self
+                    .dead_letter(
+                        partition,
+                        message,
+                        Reason::BadEnvelope,
+                        &err.to_string(),
+                        "",
+                    )
+                    .await;
+            }
+        };
+        let trigger = envelope.trigger.clone();
+        let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
+        if delivery > 1 {
+            metrics::counter!(names::REDELIVERIES).increment(1);
+        }
+        if delivery > self.max_deliveries {
+            let error = format!("delivered {delivery} times without being finished");
+            return self
+                .dead_letter(
+                    partition,
+                    message,
+                    Reason::TooManyDeliveries,
+                    &error,
+                    &trigger,
+                )
+                .await;
+        }
+        if Utc::now() >= self.deliverer.cutoff(envelope.deadline) {
+            tracing::info!(deadline = %envelope.deadline, "deadline passed while queued; not answered");
+            return count(&trigger, Outcome::Expired);
+        }
+        let event = match Event::from_json(&message.payload) {
+            Ok(event) => event,
+            Err(err) => {
+                return self
+                    .dead_letter(
+                        partition,
+                        message,
+                        Reason::InvalidEvent,
+                        &err.to_string(),
+                        &trigger,
+                    )
+                    .await;
+            }
+        };
+
+        // At most one answer per requestId, whatever happened before.
+        let previous = match self.answers_get(&envelope).await {
+            Ok(previous) => previous,
+            Err(outcome) => return outcome,
+        };
+        let (answer, mut outcome) = match previous {
+            Some(Record::Delivered { .. }) => {
+                metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                tracing::info!("already answered; acknowledging without a second callback");
+                return Outcome::AlreadyAnswered;
+            }
+            Some(Record::Pending { answer }) => {
+                tracing::info!("answer computed before a redelivery; sending the same answer");
+                let outcome = answered_outcome(&answer.reply);
+                (answer, outcome)
+            }
+            None => {
+                let (reply, outcome) = match self.decide(&event, &envelope, message, delivery).await
+                {
+                    Ok(reply) => {
+                        let outcome = answered_outcome(&reply);
+                        (reply, outcome)
+                    }
+                    Err(error) => {
+                        let failed = self
+                            .dead_letter(partition, message, Reason::LogicError, &error, &trigger)
+                            .await;
+                        if failed == Outcome::Retry {
+                            return Outcome::Retry;
+                        }
+                        (fallback_reply(&event, &error), Outcome::Failed)
+                    }
+                };
+                let answer = Answer::new(event.request_id, reply);
+                if let Err(outcome) = self
+                    .answers_put(
+                        &envelope,
+                        &Record::Pending {
+                            answer: answer.clone(),
+                        },
+                    )
+                    .await
+                {
+                    return outcome;
+                }
+                (answer, outcome)
+            }
+        };
+
+        let target = Target {
+            account_id: event.account_id.as_deref().unwrap_or_default(),
+            region: event.region.as_deref(),
+            conversation: &envelope.conversation,
+        };
+        match self
+            .deliverer
+            .deliver(&target, &answer, envelope.deadline)
+            .await
+        {
+            Ok(delivered) => {
+                let record = Record::Delivered {
+                    status: delivered.status,
+                };
+                if let Err(err) = self.answers.put(envelope.request_id, &record).await {
+                    // The pending record stays: a redelivery would resend the same answer.
+                    tracing::warn!(error = %err, "could not mark the answer delivered");
+                }
+                let end_to_end = (delivered.accepted_at - envelope.received_at)
+                    .to_std()
+                    .unwrap_or_default();
+                let slack = shared::deadline::remaining(envelope.deadline, delivered.accepted_at);
+                metrics::histogram!(names::END_TO_END_SECONDS).record(end_to_end.as_secs_f64());
+                metrics::histogram!(names::DEADLINE_SLACK_SECONDS).record(slack.as_secs_f64());
+                tracing::debug!(attempts = delivered.attempts, ?end_to_end, "answered");
+            }
+            Err(DeliveryError::DeadlinePassed {
+                attempts,
+                last_error,
+            }) => {
+                tracing::warn!(attempts, error = %last_error, "deadline passed before the answer was accepted");
+                outcome = Outcome::Expired;
+            }
+            Err(err @ DeliveryError::Rejected { .. }) => {
+                return self
+                    .dead_letter(
+                        partition,
+                        message,
+                        Reason::CallbackRejected,
+                        &err.to_string(),
+                        &trigger,
+                    )
+                    .await;
+            }
+            Err(err @ DeliveryError::NoUrl(_)) => {
+                return self
+                    .dead_letter(
+                        partition,
+                        message,
+                        Reason::NoCallbackUrl,
+                        &err.to_string(),
+                        &trigger,
+                    )
+                    .await;
+            }
+        }
+        count(&trigger, outcome)
+    }
+
+    /// Runs the logic with the time left, catching panics.
+    async fn decide(
+        &self,
+        event: &Event,
+        envelope: &Envelope,
+        message: &jetstream::Message,
+        delivery: i64,
+    ) -> Result<Reply, String> {
+        let context = Context {
+            deadline: envelope.deadline,
+            received_at: envelope.received_at,
+            delivery: u64::try_from(delivery).unwrap_or(1),
+            raw: message.payload.clone(),
+        };
+        let budget =
+            shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), Utc::now());
+        let logic = self.logic.clone();
+        let owned_event = event.clone();
+        let started = Instant::now();
+        let task = tokio::spawn(async move { logic.decide(&owned_event, &context).await });
+        let abort = task.abort_handle();
+        let result = tokio::time::timeout(budget, task).await;
+        metrics::histogram!(names::LOGIC_SECONDS).record(started.elapsed().as_secs_f64());
+        let reply = match result {
+            Err(_) => {
+                abort.abort();
+                Err(format!("logic did not answer within {budget:?}"))
+            }
+            Ok(Err(join)) if join.is_panic() => {
+                Err(format!("logic panicked: {}", panic_text(join)))
+            }
+            Ok(Err(join)) => Err(format!("logic task failed: {join}")),
+            Ok(Ok(Err(LogicError::Failed(e)))) => Err(format!("logic failed: {e}")),
+            Ok(Ok(Err(LogicError::Unavailable(e)))) => Err(format!("logic dependency failed: {e}")),
+            Ok(Ok(Ok(reply))) => Ok(reply),
+        }?;
+        // Silent triggers never escalate, whatever the logic says.
+        Ok(if event.is_silent() {
+            reply.without_escalation()
+        } else {
+            reply
+        })
+    }
+
+    async fn answers_get(&self, envelope: &Envelope) -> Result<Option<Record>, Outcome> {
+        retry_until(self.deliverer.cutoff(envelope.deadline), || {
+            self.answers.get(envelope.request_id)
+        })
+        .await
+        .ok_or_else(|| self.unrecorded(envelope))
+    }
+
+    async fn answers_put(&self, envelope: &Envelope, record: &Record) -> Result<(), Outcome> {
+        retry_until(self.deliverer.cutoff(envelope.deadline), || {
+            self.answers.put(envelope.request_id, record)
+        })
+        .await
+        .ok_or_else(|| self.unrecorded(envelope))
+    }
+
+    /// The answers record stayed unavailable until the deadline: without it an answer could be
+    /// sent twice, so none is sent.
+    fn unrecorded(&self, envelope: &Envelope) -> Outcome {
+        if Utc::now() >= self.deliverer.cutoff(envelope.deadline) {
+            tracing::warn!("answers record unavailable until the deadline; not answered");
+            count(&envelope.trigger, Outcome::Expired)
+        } else {
+            Outcome::Retry
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        partition: u16,
+        message: &jetstream::Message,
+        reason: Reason,
+        error: &str,
+        trigger: &str,
+    ) -> Outcome {
+        tracing::warn!(reason = reason.as_str(), error, "dead-lettering the event");
+        match deadletter::store(
+            &self.js,
+            partition,
+            message.headers.as_ref(),
+            message.payload.clone(),
+            reason,
+            error,
+        )
+        .await
+        {
+            Ok(()) => {
+                if reason == Reason::LogicError {
+                    // The fallback answer follows; the outcome is counted after delivery.
+                    Outcome::Failed
+                } else {
+                    count(trigger, Outcome::Failed)
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "dead letter not stored; the event will be redelivered");
+                Outcome::Retry
+            }
+        }
+    }
+}
+
+/// `answered` for a reply with actions, `silent` for an empty one.
+fn answered_outcome(reply: &Reply) -> Outcome {
+    if reply.actions.is_empty() {
+        Outcome::Silent
+    } else {
+        Outcome::Answered
+    }
+}
+
+/// The answer when the logic failed: ask for a human (unless the trigger is silent) and tell the
+/// agents why.
+fn fallback_reply(event: &Event, error: &str) -> Reply {
+    if event.is_silent() {
+        return Reply::nothing();
+    }
+    Reply::with_actions(vec![
+        Action::note(format!(
+            "Automatic answer failed ({error}); please take over."
+        )),
+        Action::needs_help(),
+    ])
+}
+
+fn count(trigger: &str, outcome: Outcome) -> Outcome {
+    if let Some(label) = outcome.label() {
+        let trigger = if trigger.is_empty() {
+            "UNKNOWN"
+        } else {
+            trigger
+        };
+        metrics::counter!(names::EVENTS_PROCESSED, "trigger" => trigger.to_string(), "outcome" => label)
+            .increment(1);
+    }
+    outcome
+}
+
+fn panic_text(join: tokio::task::JoinError) -> String {
+    let payload = join.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic".into())
+}
+
+/// Retries `op` with short pauses until it succeeds or `cutoff` passes.
+async fn retry_until<T, E: std::fmt::Display, F, Fut>(
+    cutoff: chrono::DateTime<Utc>,
+    mut op: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match op().await {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                tracing::warn!(error = %err, "answers record unavailable; retrying");
+                if shared::deadline::remaining(cutoff, Utc::now()) <= pause {
+                    return None;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Runs `work` while telling JetStream every `ack_wait / 2` that the message is still in
+/// progress, so it is not handed to another worker meanwhile.
+async fn with_progress<F: std::future::Future<Output = Outcome>>(
+    message: &jetstream::Message,
+    ack_wait: Duration,
+    work: F,
+) -> Outcome {
+    let period = (ack_wait / 2).max(Duration::from_millis(100));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            _ = ticker.tick() => {
+                if let Err(err) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %err, "progress ack failed");
+                }
+            }
+        }
+    }
+}
