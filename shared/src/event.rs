@@ -305,6 +305,15 @@ impl Event {
     /// Errors name the offending field path (`trigger.type`, `turns[2].time`, ...) or the line
     /// and column of a JSON syntax error.
     pub fn from_json(body: &[u8]) -> Result<Event, EventError> {
+        // Syntax first, so broken JSON is reported as such even where a field also has the
+        // wrong type before the break.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map_err(|err| EventError::Malformed(format!("body is not valid JSON: {err}")))?;
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(EventError::Invalid(
+                "invalid event: the body must be a JSON object".into(),
+            ));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let event: Event = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
             let path = err.path().to_string();

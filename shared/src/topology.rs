@@ -120,7 +120,7 @@ pub async fn ensure_event_stream(
                 || info.config.max_bytes != config.max_bytes
                 || info.config.num_replicas != config.num_replicas
                 || info.config.duplicate_window != config.duplicate_window
-                || info.config.metadata.get(PARTITIONS_KEY).is_none();
+                || !info.config.metadata.contains_key(PARTITIONS_KEY);
             if differs {
                 tracing::info!(stream = %args.stream_name, "updating event stream configuration");
                 js.update_stream(&config)
