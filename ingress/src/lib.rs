@@ -46,7 +46,7 @@ pub struct Ingress {
     listener: TcpListener,
     router: Router,
     client: async_nats::Client,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    background: tokio::task::JoinSet<()>,
     config: Arc<Config>,
 }
 
@@ -67,14 +67,14 @@ impl Ingress {
             config.topology.clone(),
             config.http.publish_timeout,
         );
-        let background = vec![
-            tokio::spawn(publisher.clone().keep_topology()),
-            tokio::spawn(shared::queue::monitor(
-                publisher.jetstream(),
-                config.topology.clone(),
-                config.http.queue_stats_interval,
-            )),
-        ];
+        // Background tasks live in a set, so dropping the ingress stops them.
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(publisher.clone().keep_topology());
+        background.spawn(shared::queue::monitor(
+            publisher.jetstream(),
+            config.topology.clone(),
+            config.http.queue_stats_interval,
+        ));
         let state = AppState {
             config: config.clone(),
             publisher: publisher.clone(),
@@ -113,9 +113,8 @@ impl Ingress {
             let _ = stopping_tx.send(());
         });
         let timeout = self.config.http.shutdown_timeout;
-        let server = tokio::spawn(async move { server.await });
         let outcome = tokio::select! {
-            result = server => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            result = server.into_future() => result,
             () = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(timeout).await;
@@ -124,9 +123,8 @@ impl Ingress {
                 Ok(())
             }
         };
-        for task in self.background {
-            task.abort();
-        }
+        let mut background = self.background;
+        background.abort_all();
         let _ = tokio::time::timeout(timeout, self.client.flush()).await;
         tracing::info!("ingress stopped");
         outcome

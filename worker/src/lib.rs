@@ -125,37 +125,43 @@ impl Worker {
             live: self.live.clone(),
             partitions: usize::from(config.topology.partitions),
         });
+        // Every task lives in this set, so dropping `run` (an aborted task in tests) stops them
+        // all, like a killed process.
+        let mut tasks = tokio::task::JoinSet::new();
         let health = axum::serve(self.listener, shared::health::routes(readiness))
             .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let health = tokio::spawn(async move { health.await });
-
+        tasks.spawn(async move {
+            if let Err(err) = health.await {
+                tracing::error!(error = %err, "health server failed");
+            }
+        });
         let js = jetstream::new(self.client.clone());
-        let consuming = tokio::spawn(consume(
+        tasks.spawn(shared::queue::monitor(
             js.clone(),
+            config.topology.clone(),
+            config.worker.queue_stats_interval,
+        ));
+        let consuming = consume(
+            js,
             config.clone(),
             self.logic.clone(),
             self.live.clone(),
             stop.clone(),
-        ));
-        let monitor = tokio::spawn(shared::queue::monitor(
-            js,
-            config.topology.clone(),
-            config.worker.queue_stats_interval,
-        ));
+        );
+        tokio::pin!(consuming);
         tracing::info!(partitions = config.topology.partitions, "worker started");
 
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = &mut consuming => {}
+        }
         tracing::info!("stopping: finishing in-flight events");
         stop.cancel();
         let timeout = config.worker.shutdown_timeout;
         if tokio::time::timeout(timeout, consuming).await.is_err() {
-            tracing::warn!(
-                ?timeout,
-                "in-flight events did not finish in time; they will be redelivered"
-            );
+            tracing::warn!(?timeout, "in-flight events did not finish in time; they will be redelivered");
         }
-        monitor.abort();
-        let _ = health.await;
+        tasks.abort_all();
         if tokio::time::timeout(Duration::from_secs(5), self.client.drain())
             .await
             .is_err()
@@ -209,20 +215,17 @@ async fn consume(
         max_deliveries: worker.max_deliveries,
         ack_wait: worker.ack_wait,
     });
-    let loops: Vec<_> = (0..config.topology.partitions)
-        .map(|partition| {
-            tokio::spawn(consumer::run_partition(
-                js.clone(),
-                config.topology.clone(),
-                worker.ack_wait,
-                processor.clone(),
-                partition,
-                stop.clone(),
-                live.clone(),
-            ))
-        })
-        .collect();
-    for task in loops {
-        let _ = task.await;
+    let mut loops = tokio::task::JoinSet::new();
+    for partition in 0..config.topology.partitions {
+        loops.spawn(consumer::run_partition(
+            js.clone(),
+            config.topology.clone(),
+            worker.ack_wait,
+            processor.clone(),
+            partition,
+            stop.clone(),
+            live.clone(),
+        ));
     }
+    while loops.join_next().await.is_some() {}
 }
