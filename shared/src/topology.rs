@@ -79,7 +79,9 @@ pub fn stream_config(args: &TopologyArgs) -> stream::Config {
         description: Some("Salted CX Your Logic events, partitioned by conversation".into()),
         subjects: vec![format!("{EVENTS_PREFIX}.*")],
         storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
+        // Work queue: an event is removed once acknowledged, so the stream holds only the backlog
+        // (each partition has exactly one consumer, with its own subject).
+        retention: stream::RetentionPolicy::WorkQueue,
         discard: stream::DiscardPolicy::New,
         max_age: args.stream_max_age,
         max_bytes: args.stream_max_bytes,

@@ -1,1 +1,25 @@
+//! `testkit`: what the integration tests need to run the pipeline for real.
+//!
+//! - [`nats_server::NatsServer`] / [`nats_cluster::NatsCluster`]: real `nats-server` processes
+//!   with JetStream on free loopback ports, with their own store dirs, removed on drop; the
+//!   pinned binary is installed on first use by `scripts/install-nats-server.sh`.
+//! - [`fake_saltedcx::FakeSaltedCx`]: the Salted CX callback API on a loopback port, recording
+//!   every call and answering as scripted (failures, delays, resets, refused connections).
+//! - [`events::EventBuilder`]: valid Salted CX events as JSON, adjustable field by field.
+//! - [`poll`]: waiting for effects with a deadline instead of sleeping, and free ports.
 
+pub mod events;
+pub mod fake_saltedcx;
+pub mod killable;
+pub mod nats_cluster;
+pub mod nats_server;
+pub mod poll;
+mod process;
+pub mod stack;
+
+pub use events::EventBuilder;
+pub use fake_saltedcx::{Behaviour, Callback, FakeSaltedCx, Outcome, Reply};
+pub use nats_cluster::NatsCluster;
+pub use nats_server::{NatsOptions, NatsServer};
+pub use poll::{free_port, wait_until};
+pub use process::{nats_server_binary, workspace_root};

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Validates the deployment files offline (no Docker engine, no cluster):
+#   Dockerfile        hadolint; build targets, non-root user, HEALTHCHECK, cargo-chef layer
+#   compose           `docker compose config -q` (default, demo and load profiles) + semantics
+#   Prometheus        promtool check config / check rules / test rules
+#   PrometheusRule    generated from the rules file and identical to it
+#   Grafana           dashboard JSON structure (datasource + query per panel), provisioning,
+#                     and every dashboard/KEDA query parsed by promtool
+#   Kubernetes        kustomize build of base, dev and production; every object validated against
+#                     the Kubernetes 1.30 and 1.37 schemas (strict) or a bundled CRD schema
+#                     (ScaledObject, ServiceMonitor, PrometheusRule), plus policy checks
+#   metric names      every yourlogic_* name used is exported; list in .tools/used-metric-names.txt
+#   NATS Helm values, docs/deploy.md
+#
+# Tools are installed (pinned) into .tools/ by scripts/install-deploy-tools.sh on first use.
+# Exits non-zero if any check fails; the last line is `deploy-checks: N passed, M failed`.
+# -v prints the output of passing checks too.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+PY="$TOOLS/deploy-venv/bin/python"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/check-deploy.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+VERBOSE=0
+[ "${1:-}" = "-v" ] && VERBOSE=1
+
+passed=0
+failed=0
+failures=()
+
+# run NAME COMMAND...: one check; its output is shown when it fails (or with -v).
+run() {
+    local name="$1" out status
+    shift
+    out="$("$@" 2>&1)"
+    status=$?
+    if [ "$status" -eq 0 ]; then
+        passed=$((passed + 1))
+        printf 'ok    %s\n' "$name"
+        [ "$VERBOSE" = 1 ] && [ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/      /'
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        printf 'FAIL  %s (exit %s)\n' "$name" "$status"
+        printf '%s\n' "$out" | sed 's/^/      /'
+    fi
+    return 0
+}
+
+finish() {
+    if [ "$failed" -gt 0 ]; then
+        printf '\nfailed checks:\n'
+        printf '  - %s\n' "${failures[@]}"
+    fi
+    echo "deploy-checks: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+# ---- tools --------------------------------------------------------------------------------------
+run "tools installed (scripts/install-deploy-tools.sh)" env DEPLOY_TOOLS_QUIET=1 bash scripts/install-deploy-tools.sh
+if [ "$failed" -gt 0 ]; then
+    echo "cannot check without the tools"
+    finish
+fi
+[ "$VERBOSE" = 1 ] && sed 's/^/      /' "$TOOLS/deploy-tool-versions.txt"
+
+# ---- image --------------------------------------------------------------------------------------
+run "Dockerfile lint (hadolint)" "$BIN/hadolint" deploy/docker/Dockerfile
+run "Dockerfile targets, user, health checks" "$PY" scripts/check-deploy.py dockerfile
+
+# ---- compose ------------------------------------------------------------------------------------
+COMPOSE=("$BIN/docker-compose" --project-directory deploy/compose -f deploy/compose/compose.yaml)
+# Validate without the developer's own deploy/compose/.env or shell overrides leaking in.
+compose_env=(env -u SALTEDCX_TOKEN -u SALTEDCX_API_URL -u WORKER_REPLICAS -u BIND_ADDR -u PARTITIONS
+    COMPOSE_DISABLE_ENV_FILE=1 DOCKER_CONFIG="$WORK/docker")
+run "compose config (default services)" "${compose_env[@]}" "${COMPOSE[@]}" config -q
+run "compose config (profile demo)" "${compose_env[@]}" "${COMPOSE[@]}" --profile demo config -q
+run "compose config (profile load)" "${compose_env[@]}" "${COMPOSE[@]}" --profile load config -q
+compose_semantics() {
+    "${compose_env[@]}" "${COMPOSE[@]}" --profile demo --profile load config --format json >"$WORK/compose.json" \
+        && "$PY" scripts/check-deploy.py compose "$WORK/compose.json"
+}
+run "compose services, profiles, hardening, scrape targets" compose_semantics
+
+# ---- Prometheus ---------------------------------------------------------------------------------
+run "promtool check config" "$BIN/promtool" check config deploy/prometheus/prometheus.yml
+run "promtool check rules" "$BIN/promtool" check rules deploy/prometheus/rules/yourlogic.rules.yaml
+run "promtool test rules (alert unit tests)" "$BIN/promtool" test rules deploy/prometheus/tests/yourlogic.rules.test.yaml
+run "PrometheusRule generated from the rules file" "$PY" scripts/sync-prometheusrule.py --check
+
+# ---- Grafana ------------------------------------------------------------------------------------
+run "Grafana dashboard: JSON, datasource and query per panel" "$PY" scripts/check-deploy.py dashboard "$WORK/queries.rules.yaml"
+if [ -f "$WORK/queries.rules.yaml" ]; then
+    run "dashboard and KEDA queries parse (promtool)" "$BIN/promtool" check rules "$WORK/queries.rules.yaml"
+fi
+
+# ---- Kubernetes ---------------------------------------------------------------------------------
+for target in base overlays/dev overlays/production; do
+    name="$(basename "$target")"
+    run "kustomize build $target" sh -c "'$BIN/kubectl' kustomize 'deploy/k8s/$target' >'$WORK/$name.yaml'"
+    if [ -s "$WORK/$name.yaml" ]; then
+        run "k8s $name: schemas (1.30, 1.37, CRDs) and policy" "$PY" scripts/check-deploy.py k8s "$WORK/$name.yaml" "$name"
+    fi
+done
+run "NATS Helm chart values" "$PY" scripts/check-deploy.py nats-values
+
+# nats-server -t parses each NATS configuration (the pinned server of the test suite, installed
+# by scripts/install-nats-server.sh).
+nats_server=""
+if [ -f scripts/install-nats-server.sh ]; then
+    nats_server="$(bash scripts/install-nats-server.sh 2>"$WORK/nats-install.log")" || nats_server=""
+fi
+if [ -n "$nats_server" ] && [ -x "$nats_server" ]; then
+    run "nats-server -t compose config" "$nats_server" -c deploy/compose/nats.conf -js -sd "$WORK/js" -m 8222 -t
+    for conf in deploy/k8s/base/nats.conf deploy/k8s/overlays/production/nats.conf; do
+        run "nats-server -t $conf" env SERVER_NAME=nats-0 "$nats_server" -c "$conf" -t
+    done
+else
+    echo "skip  nats-server -t (scripts/install-nats-server.sh unavailable: $(tail -n1 "$WORK/nats-install.log" 2>/dev/null))"
+fi
+
+# ---- metric names, docs -------------------------------------------------------------------------
+run "yourlogic_* names used are exported (.tools/used-metric-names.txt)" \
+    "$PY" scripts/check-deploy.py metrics "$TOOLS/used-metric-names.txt"
+run "docs/deploy.md" "$PY" scripts/check-deploy.py docs
+
+finish

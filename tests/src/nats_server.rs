@@ -1,0 +1,193 @@
+//! A real single-node `nats-server` with JetStream for one test.
+//!
+//! Each [`NatsServer`] listens on its own free loopback port and keeps its JetStream store and
+//! log in its own temp dir, so tests run in parallel (nextest runs each in its own process).
+//! It can be stopped, killed and restarted on the same port with the same store, so tests can
+//! prove that persisted streams survive an outage. Everything is killed and removed on drop.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use crate::poll::{free_port, retry_until_ok};
+use crate::process::ServerProcess;
+
+/// How long start-up (TCP accepting and JetStream answering) may take.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options for [`NatsServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    /// Also serve the HTTP monitoring endpoint (`-m <port>`; `/varz`, `/jsz`, ...).
+    pub monitoring: bool,
+    /// Extra command-line arguments passed to `nats-server` as they are.
+    pub extra_args: Vec<String>,
+}
+
+/// A running `nats-server -js` on `127.0.0.1:<port>`, owned by the test.
+pub struct NatsServer {
+    // Field order matters: the process is killed before its temp dir is removed.
+    process: ServerProcess,
+    monitor_port: Option<u16>,
+    store_dir: PathBuf,
+    _dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free port and waits (up to 10 s) until JetStream
+    /// answers.
+    pub async fn start() -> Result<NatsServer> {
+        Self::start_with(NatsOptions::default()).await
+    }
+
+    /// Like [`NatsServer::start`], with monitoring or extra arguments.
+    pub async fn start_with(options: NatsOptions) -> Result<NatsServer> {
+        // A free port can be taken by another test process before the server binds it: retry.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let server = Self::spawn(&options)?;
+            match server.wait_ready().await {
+                Ok(()) => return Ok(server),
+                Err(e) if attempts < 3 && server.process.port_was_taken() => {
+                    tracing::debug!("nats-server port race, retrying: {e:#}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn(options: &NatsOptions) -> Result<NatsServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-nats-")
+            .tempdir()
+            .context("creating the nats-server temp dir")?;
+        let store_dir = dir.path().join("jetstream");
+        let port = free_port()?;
+        let mut args: Vec<OsString> = vec![
+            "-js".into(),
+            "-sd".into(),
+            store_dir.clone().into(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string().into(),
+        ];
+        let monitor_port = if options.monitoring {
+            let monitor = free_port()?;
+            args.extend(["-m".into(), monitor.to_string().into()]);
+            Some(monitor)
+        } else {
+            None
+        };
+        args.extend(options.extra_args.iter().map(OsString::from));
+        let log_path = dir.path().join("nats-server.log");
+        let process = ServerProcess::new(format!("nats-server :{port}"), args, port, log_path)?;
+        process.spawn()?;
+        Ok(NatsServer {
+            process,
+            monitor_port,
+            store_dir,
+            _dir: dir,
+        })
+    }
+
+    /// Waits until the server accepts connections and JetStream answers an account query.
+    async fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        self.process.wait_accepting(deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let url = self.url();
+        retry_until_ok(left, Duration::from_millis(50), "JetStream ready", || {
+            jetstream_answers(&url)
+        })
+        .await
+        .with_context(|| self.process.log_report())
+    }
+
+    /// `nats://127.0.0.1:<port>`, the value for `NATS_URL`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port())
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
+    /// `http://127.0.0.1:<port>` of the monitoring endpoint, if enabled.
+    pub fn monitor_url(&self) -> Option<String> {
+        self.monitor_port.map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// The JetStream store directory (kept across [`NatsServer::restart`]).
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    /// The file receiving the server's stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
+    /// Whether the server process is alive.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// A client connected to this server (fails fast if it is down).
+    pub async fn connect(&self) -> Result<async_nats::Client> {
+        connect_once(&self.url()).await
+    }
+
+    /// A JetStream context on a fresh client connected to this server.
+    pub async fn jetstream(&self) -> Result<jetstream::Context> {
+        Ok(jetstream::new(self.connect().await?))
+    }
+
+    /// Stops the server cleanly (SIGTERM, then SIGKILL after 10 s) and waits for it to exit.
+    pub async fn stop(&self) -> Result<()> {
+        self.process.stop().await
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown, as in a crash).
+    pub fn kill(&self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same port with the same store, so persisted streams
+    /// survive, and waits until JetStream is ready. Stops it first if it is running.
+    pub async fn restart(&self) -> Result<()> {
+        if self.is_running() {
+            self.stop().await?;
+        }
+        // The port is ours; only a stranger taking it in the meantime would fail the start.
+        self.process.spawn()?;
+        self.wait_ready().await
+    }
+}
+
+/// A client connection attempt that does not retry, so readiness polling stays responsive.
+pub(crate) async fn connect_once(url: &str) -> Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(1))
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+/// Whether JetStream on `url` answers an account query.
+async fn jetstream_answers(url: &str) -> Result<()> {
+    let client = connect_once(url).await?;
+    let js = jetstream::new(client);
+    match tokio::time::timeout(Duration::from_secs(2), js.query_account()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("JetStream account query failed: {e}"),
+        Err(_) => bail!("JetStream account query timed out"),
+    }
+}
