@@ -17,7 +17,7 @@ fn error_message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or_default()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_contract_status_of_post_events_comes_with_its_error_body() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |c| c.http.max_body_bytes = 64 * 1024).await?;
@@ -140,7 +140,7 @@ async fn every_contract_status_of_post_events_comes_with_its_error_body() -> Res
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_endpoints_answer() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
@@ -152,7 +152,7 @@ async fn health_readiness_and_metrics_endpoints_answer() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_nats_is_down_the_ingress_answers_503_quickly_and_recovers_by_itself() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;

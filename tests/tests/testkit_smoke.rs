@@ -28,7 +28,7 @@ async fn message_count(js: &jetstream::Context, name: &str) -> Result<u64> {
     Ok(stream.info().await.context("stream info")?.state.messages)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_starts_with_jetstream_and_delivers_a_published_message() -> Result<()> {
     let server = NatsServer::start_with(NatsOptions {
         monitoring: true,
@@ -67,7 +67,7 @@ async fn a_nats_server_starts_with_jetstream_and_delivers_a_published_message() 
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_nats_server_keeps_its_persisted_stream_and_port() -> Result<()> {
     let server = NatsServer::start().await?;
     let port = server.port();
@@ -104,7 +104,7 @@ async fn a_restarted_nats_server_keeps_its_persisted_stream_and_port() -> Result
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_keeps_an_r3_stream_when_one_node_dies() -> Result<()> {
     let cluster = NatsCluster::start(3).await?;
     assert_eq!(cluster.urls().split(',').count(), 3);
@@ -146,7 +146,7 @@ async fn a_three_node_cluster_keeps_an_r3_stream_when_one_node_dies() -> Result<
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_saltedcx_records_a_callback_with_its_path_and_token() -> Result<()> {
     let fake = FakeSaltedCx::start(TOKEN).await?;
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -185,7 +185,7 @@ async fn the_fake_saltedcx_records_a_callback_with_its_path_and_token() -> Resul
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_saltedcx_rejects_a_wrong_or_missing_token_with_401() -> Result<()> {
     let fake = FakeSaltedCx::start(TOKEN).await?;
     let client = reqwest::Client::new();
@@ -207,7 +207,7 @@ async fn the_fake_saltedcx_rejects_a_wrong_or_missing_token_with_401() -> Result
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_saltedcx_follows_a_scripted_failure_sequence() -> Result<()> {
     let fake = FakeSaltedCx::start(TOKEN).await?;
     fake.set_behaviour(Behaviour::script([
@@ -247,7 +247,7 @@ async fn the_fake_saltedcx_follows_a_scripted_failure_sequence() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_saltedcx_delays_and_hangs_past_a_client_timeout() -> Result<()> {
     let fake = FakeSaltedCx::start(TOKEN).await?;
     let client = reqwest::Client::builder()
@@ -280,7 +280,7 @@ async fn the_fake_saltedcx_delays_and_hangs_past_a_client_timeout() -> Result<()
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_saltedcx_refuses_connections_while_paused_and_answers_after_resume() -> Result<()>
 {
     let fake = FakeSaltedCx::start(TOKEN).await?;

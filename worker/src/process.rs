@@ -146,10 +146,16 @@ impl Processor {
             }
         };
 
-        // At most one answer per requestId, whatever happened before.
-        let previous = match self.answers_get(&envelope).await {
-            Ok(previous) => previous,
-            Err(outcome) => return outcome,
+        // At most one answer per requestId, whatever happened before. On a first delivery
+        // there can be no record: JetStream de-duplicates a requestId for as long as records
+        // live (the duplicate window), so the look-up is needed only for redeliveries.
+        let previous = if delivery > 1 {
+            match self.answers_get(&envelope).await {
+                Ok(previous) => previous,
+                Err(outcome) => return outcome,
+            }
+        } else {
+            None
         };
         let (answer, mut outcome) = match previous {
             Some(Record::Delivered { .. }) => {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs the pinned nats-server (and the deployment checkers) into
+# the git-ignored .tools/ when missing, builds once, runs every test with nextest (each test
+# starts its own nats-server on free loopback ports), then the deployment checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-nats-server.sh >/dev/null
+export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"
+
+cargo build --workspace --all-targets --locked
+cargo nextest run --workspace --locked "$@"
+scripts/check-deploy.sh
