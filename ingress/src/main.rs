@@ -1,13 +1,17 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ingress::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Healthcheck { url }) = cli.command {
+    // Subcommands first, from the raw matches: they do not need the serving configuration
+    // (building `Config` would demand SALTEDCX_TOKEN even though clap waived it).
+    let matches = Cli::command().get_matches();
+    if matches.subcommand().is_some() {
+        let Command::Healthcheck { url } =
+            Command::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
         return match shared::health::probe(&url, Duration::from_secs(2)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(reason) => {
@@ -16,6 +20,7 @@ async fn main() -> ExitCode {
             }
         };
     }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     shared::telemetry::init_logging(cli.config.log.log_format);
     let ingress = match ingress::Ingress::build(cli.config).await {
         Ok(ingress) => ingress,

@@ -27,14 +27,24 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
         url: String,
     },
+    /// Validates a playbook file and prints a summary: exits 0 when it is valid, 1 with the
+    /// errors (file, line, column, what is wrong) otherwise. For CI pipelines.
+    CheckPlaybook {
+        /// The playbook file (TOML).
+        file: PathBuf,
+    },
 }
 
 /// Which conversation logic answers events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogicKind {
-    /// Echo every customer message back (smoke tests).
+    /// The declarative conversation playbook (`PLAYBOOK`, or the built-in default).
     #[default]
+    Playbook,
+    /// Echo every customer message back (smoke tests).
     Echo,
+    /// Forward every event to your own HTTP service (`LOGIC_URL`) and relay its answer.
+    Http,
 }
 
 /// Everything the worker needs to run.
@@ -66,11 +76,18 @@ pub struct WorkerArgs {
     )]
     pub api_url: String,
     /// The conversation logic.
-    #[arg(long, env = "LOGIC", value_enum, default_value_t = LogicKind::Echo)]
+    #[arg(long, env = "LOGIC", value_enum, default_value_t = LogicKind::Playbook)]
     pub logic: LogicKind,
     /// Path to the conversation playbook file (the built-in playbook when unset).
     #[arg(long, env = "PLAYBOOK")]
     pub playbook: Option<PathBuf>,
+    /// With `LOGIC=http`: the URL every event is POSTed to (required then).
+    #[arg(long, env = "LOGIC_URL")]
+    pub logic_url: Option<String>,
+    /// With `LOGIC=http`: the longest wait for the delegate's answer (always bounded by the time
+    /// left before the event's deadline).
+    #[arg(long, env = "LOGIC_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub logic_timeout: Duration,
     /// How long an event may stay unacknowledged before JetStream hands it to another worker
     /// (a dead worker's events are taken over after this). Long work extends it automatically.
     #[arg(long, env = "ACK_WAIT", default_value = "5s", value_parser = parse_duration)]
@@ -114,8 +131,10 @@ impl Config {
             worker: WorkerArgs {
                 addr,
                 api_url: api_url.to_string(),
-                logic: LogicKind::Echo,
+                logic: LogicKind::Playbook,
                 playbook: None,
+                logic_url: None,
+                logic_timeout: Duration::from_secs(2),
                 ack_wait: Duration::from_secs(5),
                 deadline_margin: Duration::from_millis(250),
                 callback_timeout: Duration::from_secs(5),

@@ -45,10 +45,34 @@ pub enum StartError {
     Logic(String),
 }
 
-/// The logic selected by the configuration.
+/// The logic selected by the configuration: the playbook (`PLAYBOOK`, else the built-in one),
+/// echo, or the HTTP delegate (`LOGIC_URL` required). Errors say precisely what is wrong.
 pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> {
-    match config.worker.logic {
+    let worker = &config.worker;
+    match worker.logic {
+        LogicKind::Playbook => {
+            let playbook = match &worker.playbook {
+                Some(path) => logic::playbook::Playbook::load(path),
+                None => logic::playbook::Playbook::builtin(),
+            }
+            .map_err(|err| StartError::Logic(err.to_string()))?;
+            Ok(Arc::new(logic::playbook::PlaybookLogic::new(playbook)))
+        }
         LogicKind::Echo => Ok(Arc::new(logic::echo::EchoLogic)),
+        LogicKind::Http => {
+            let url = worker.logic_url.as_deref().ok_or_else(|| {
+                StartError::Logic(
+                    "LOGIC=http needs LOGIC_URL (--logic-url), the URL of your logic service"
+                        .into(),
+                )
+            })?;
+            // The delegate must finish early enough for the callback to make the deadline.
+            let margin = worker.deadline_margin + Duration::from_millis(100);
+            let logic = logic::http::HttpLogic::new(url, worker.logic_timeout)
+                .map_err(|err| StartError::Logic(err.to_string()))?
+                .with_margin(margin);
+            Ok(Arc::new(logic))
+        }
     }
 }
 
@@ -159,7 +183,10 @@ impl Worker {
         stop.cancel();
         let timeout = config.worker.shutdown_timeout;
         if tokio::time::timeout(timeout, consuming).await.is_err() {
-            tracing::warn!(?timeout, "in-flight events did not finish in time; they will be redelivered");
+            tracing::warn!(
+                ?timeout,
+                "in-flight events did not finish in time; they will be redelivered"
+            );
         }
         tasks.abort_all();
         if tokio::time::timeout(Duration::from_secs(5), self.client.drain())

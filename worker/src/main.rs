@@ -1,21 +1,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use worker::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Healthcheck { url }) = cli.command {
-        return match shared::health::probe(&url, Duration::from_secs(2)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(reason) => {
-                eprintln!("unhealthy: {reason}");
-                ExitCode::FAILURE
-            }
+    // Subcommands first, from the raw matches: they do not need the serving configuration
+    // (building `Config` would demand SALTEDCX_TOKEN even though clap waived it).
+    let matches = Cli::command().get_matches();
+    if matches.subcommand().is_some() {
+        return match Command::from_arg_matches(&matches) {
+            Ok(command) => run_command(command),
+            Err(err) => err.exit(),
         };
     }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     shared::telemetry::init_logging(cli.config.log.log_format);
     let started = match worker::logic_from_config(&cli.config) {
         Ok(logic) => worker::Worker::build(cli.config, logic).await,
@@ -35,5 +35,28 @@ async fn main() -> ExitCode {
             tracing::error!(error = %err, "worker failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs a subcommand to completion.
+fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Healthcheck { url } => match shared::health::probe(&url, Duration::from_secs(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("unhealthy: {reason}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckPlaybook { file } => match worker::logic::playbook::Playbook::load(&file) {
+            Ok(playbook) => {
+                println!("{}: valid playbook: {}", file.display(), playbook.summary());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

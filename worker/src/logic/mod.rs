@@ -13,6 +13,8 @@ use shared::answer::Reply;
 use shared::event::Event;
 
 pub mod echo;
+pub mod http;
+pub mod playbook;
 
 /// What the worker knows about an event besides its content.
 #[derive(Debug, Clone)]

@@ -1,0 +1,72 @@
+//! Escalation to a human agent: the message to the customer, the note summarising the request
+//! for the agents, and `NEEDS_HELP`, with the exceptions that keep it safe (an agent already
+//! engaged gets only the note; a silent trigger never asks for help).
+
+use shared::answer::Action;
+use shared::event::ParticipantType;
+
+use super::engine::Turn;
+use super::state::{self, Phase};
+use super::validate::fill;
+
+const DEFAULT_NOTE: &str =
+    "Customer needs help: {reason}. Request: {request}. Last message: {last}. Page: {url}";
+
+impl Turn<'_> {
+    /// The customer's latest text: this message, else the last customer turn.
+    pub(super) fn last_customer_text(&self) -> Option<&str> {
+        if self.participant() == Some(&ParticipantType::Customer)
+            && let Some(text) = self.event.trigger_texts().find(|t| !t.trim().is_empty())
+        {
+            return Some(text);
+        }
+        self.event
+            .turns
+            .iter()
+            .rev()
+            .filter(|t| t.participant_type == Some(ParticipantType::Customer))
+            .find_map(|t| {
+                [t.content_customer.as_deref(), t.content.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .find(|text| !text.trim().is_empty())
+            })
+    }
+
+    /// Asks for a human agent: a message to the customer, a note summarising the request and
+    /// `NEEDS_HELP`. With an agent already engaged (or already asked for) only the note is sent;
+    /// for a silent trigger only the note, saying that nothing was escalated.
+    pub fn escalate(&mut self, reason: &str) {
+        let last: String = self
+            .last_customer_text()
+            .map(|t| t.chars().take(state::REQUEST_CHARS).collect())
+            .unwrap_or_else(|| "-".into());
+        let request = self.state.request.clone().unwrap_or_else(|| last.clone());
+        let url = self.current_url().unwrap_or("-").to_string();
+        let template = self.playbook.texts.escalation_note.as_deref();
+        let note = fill(
+            template.unwrap_or(DEFAULT_NOTE),
+            &[
+                ("reason", reason),
+                ("request", &request),
+                ("last", &last),
+                ("url", &url),
+            ],
+        );
+        if self.event.is_silent() {
+            self.note(Some(&format!("Not escalated (silent trigger). {note}")));
+            return;
+        }
+        if self.human_engaged() || self.waiting_for_agent() {
+            // Somebody is there or has been asked for: tell the agents, do not ask again.
+            self.note(Some(&note));
+            return;
+        }
+        let message = self.playbook.texts.escalation_message.clone();
+        self.say(message.as_deref());
+        self.note(Some(&note));
+        self.actions.push(Action::needs_help());
+        self.state.phase = Phase::Human;
+        self.state.misses = 0;
+    }
+}

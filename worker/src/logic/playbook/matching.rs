@@ -1,0 +1,280 @@
+//! Text matching that tolerates case, punctuation, accents, word order and small typos.
+//!
+//! Text is normalised (lower case, common Latin accents folded, everything but letters and digits
+//! turned into spaces) and split into words. Two words are the same when they are equal, share a
+//! long prefix (`deliver`/`delivered`/`deliveries`), or differ by one typo in words of six letters
+//! or more; words with digits (order numbers) must be equal. Phrases match when all their words
+//! appear in the message, in any order. Phrases in scripts without spaces between words (Chinese,
+//! Japanese, ...) also match as substrings.
+
+use std::collections::HashSet;
+
+/// English filler words ignored when matching (the playbook can add more: `ignore_words`).
+const FILLER: &[&str] = &[
+    "a", "an", "the", "is", "are", "am", "was", "were", "be", "been", "i", "im", "me", "my", "you",
+    "your", "we", "us", "our", "it", "its", "to", "of", "in", "on", "at", "for", "with", "and",
+    "or", "do", "does", "did", "can", "could", "would", "will", "should", "please", "this", "that",
+    "have", "has", "had", "there", "some", "any", "just", "so", "get", "got",
+];
+
+/// Words that do not count when matching.
+#[derive(Debug, Clone)]
+pub struct Filler(HashSet<String>);
+
+impl Filler {
+    /// The built-in filler words plus `extra` (normalised).
+    pub fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut words: HashSet<String> = FILLER.iter().map(|w| (*w).to_string()).collect();
+        for text in extra {
+            words.extend(tokens(text));
+        }
+        Self(words)
+    }
+
+    fn contains(&self, word: &str) -> bool {
+        self.0.contains(word)
+    }
+}
+
+/// Lower case, with common Latin accents removed and everything but letters and digits turned
+/// into spaces.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match fold(c) {
+            Some(folded) => out.push_str(folded),
+            None if c.is_alphanumeric() => out.push(c),
+            None => out.push(' '),
+        }
+    }
+    out
+}
+
+/// The normalised words of `text`.
+pub fn tokens(text: &str) -> Vec<String> {
+    normalise(text)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn fold(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ą' | 'ā' => "a",
+        'æ' => "ae",
+        'ç' | 'č' | 'ć' => "c",
+        'ď' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ě' | 'ę' | 'ē' => "e",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
+        'ł' | 'ľ' | 'ĺ' => "l",
+        'ñ' | 'ň' | 'ń' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ő' | 'ō' => "o",
+        'œ' => "oe",
+        'ř' | 'ŕ' => "r",
+        'š' | 'ś' => "s",
+        'ß' => "ss",
+        'ť' => "t",
+        'ù' | 'ú' | 'û' | 'ü' | 'ů' | 'ű' | 'ū' => "u",
+        'ý' | 'ÿ' => "y",
+        'ž' | 'ź' | 'ż' => "z",
+        _ => return None,
+    })
+}
+
+/// Whether two normalised words count as the same word.
+pub fn same_word(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.chars().chain(b.chars()).any(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    if short.len() < 4 {
+        return false;
+    }
+    let prefix = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if prefix >= 4 && prefix * 4 >= short.len() * 3 && long.len() - short.len() <= 3 {
+        return true;
+    }
+    short.len() >= 6 && within_one_edit(short, long)
+}
+
+/// Optimal string alignment distance <= 1 (one insertion, deletion, substitution or swap).
+fn within_one_edit(short: &[char], long: &[char]) -> bool {
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let Some(first) = short.iter().zip(long.iter()).position(|(x, y)| x != y) else {
+        return true; // `long` is `short` plus one trailing letter
+    };
+    if short.len() == long.len() {
+        let swapped = first + 1 < short.len()
+            && short[first] == long[first + 1]
+            && short[first + 1] == long[first]
+            && short[first + 2..] == long[first + 2..];
+        swapped || short[first + 1..] == long[first + 1..]
+    } else {
+        short[first..] == long[first + 1..]
+    }
+}
+
+/// A customer's text, ready for matching.
+#[derive(Debug, Clone)]
+pub struct Words {
+    all: Vec<String>,
+    joined: String,
+    meaningful: usize,
+}
+
+impl Words {
+    /// Normalises `text`.
+    pub fn new(text: &str, filler: &Filler) -> Self {
+        let all = tokens(text);
+        let meaningful = all.iter().filter(|w| !filler.contains(w)).count();
+        let joined = all.join(" ");
+        Self {
+            all,
+            joined,
+            meaningful,
+        }
+    }
+
+    /// How many words are not filler words.
+    pub fn meaningful(&self) -> usize {
+        self.meaningful
+    }
+
+    fn has(&self, word: &str) -> bool {
+        self.all.iter().any(|w| same_word(w, word))
+    }
+}
+
+/// A question, keyword or phrase from the playbook, ready for matching.
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    words: Vec<String>,
+    joined: String,
+    unspaced_script: bool,
+}
+
+impl Phrase {
+    /// The meaningful words of `text` (all its words if every one is a filler word).
+    pub fn new(text: &str, filler: &Filler) -> Self {
+        let all = tokens(text);
+        let meaningful: Vec<String> = all
+            .iter()
+            .filter(|w| !filler.contains(w))
+            .cloned()
+            .collect();
+        let words = if meaningful.is_empty() {
+            all
+        } else {
+            meaningful
+        };
+        let joined = words.join(" ");
+        let unspaced_script = joined.chars().any(is_unspaced_script);
+        Self {
+            words,
+            joined,
+            unspaced_script,
+        }
+    }
+
+    /// Whether the phrase has no words at all (it could never match).
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Whether every word of the phrase appears in `text`.
+    pub fn found_in(&self, text: &Words) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        if self.words.iter().all(|w| text.has(w)) {
+            return true;
+        }
+        self.unspaced_script && text.joined.contains(&self.joined)
+    }
+
+    /// The share of the phrase's words found in `text` (0..=1), and how many were found.
+    pub fn coverage(&self, text: &Words) -> (f64, usize) {
+        if self.is_empty() {
+            return (0.0, 0);
+        }
+        if self.unspaced_script && text.joined.contains(&self.joined) {
+            return (1.0, self.words.len());
+        }
+        let found = self.words.iter().filter(|w| text.has(w)).count();
+        (found as f64 / self.words.len() as f64, found)
+    }
+}
+
+/// Scripts written without spaces between words, where word matching cannot work.
+fn is_unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF   // Hiragana, Katakana
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified ideographs
+        | 0xAC00..=0xD7AF // Hangul
+        | 0x0E00..=0x0E7F // Thai
+    )
+}
+
+/// The patterns of one knowledge-base entry.
+#[derive(Debug, Clone)]
+pub struct EntryPatterns {
+    pub questions: Vec<Phrase>,
+    pub keywords: Vec<Phrase>,
+}
+
+/// The best knowledge-base entry for a message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match {
+    /// Index of the entry.
+    pub index: usize,
+    /// Its score: 1 for a keyword, the question coverage otherwise.
+    pub score: f64,
+}
+
+/// Finds the entry that best matches any of `texts` with at least `threshold`. Ties go to the
+/// entry with more matched words, then to the earlier entry.
+pub fn best_match(entries: &[EntryPatterns], texts: &[Words], threshold: f64) -> Option<Match> {
+    let mut best: Option<(Match, usize)> = None;
+    for (index, entry) in entries.iter().enumerate() {
+        for text in texts {
+            let keyword = entry
+                .keywords
+                .iter()
+                .filter(|k| k.found_in(text))
+                .map(|k| (1.0, k.words.len()));
+            let questions = entry.questions.iter().map(|q| q.coverage(text));
+            for (score, found) in keyword.chain(questions) {
+                if score + f64::EPSILON < threshold {
+                    continue;
+                }
+                let better = best.is_none_or(|(b, b_found)| {
+                    score > b.score + f64::EPSILON
+                        || ((score - b.score).abs() <= f64::EPSILON && found > b_found)
+                });
+                if better {
+                    best = Some((Match { index, score }, found));
+                }
+            }
+        }
+    }
+    best.map(|(m, _)| m)
+}
+
+#[cfg(test)]
+#[path = "matching_tests.rs"]
+mod tests;

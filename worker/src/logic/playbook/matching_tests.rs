@@ -1,0 +1,110 @@
+//! Tests of tolerant matching.
+
+use super::*;
+use proptest::prelude::*;
+
+fn filler() -> Filler {
+    Filler::new(["hello"])
+}
+
+fn words(text: &str) -> Words {
+    Words::new(text, &filler())
+}
+
+#[test]
+fn normalising_ignores_case_punctuation_and_accents() {
+    assert_eq!(
+        tokens("Où est MA commande?!"),
+        ["ou", "est", "ma", "commande"]
+    );
+    assert_eq!(
+        tokens("Chci mluvit s člověkem."),
+        ["chci", "mluvit", "s", "clovekem"]
+    );
+}
+
+#[test]
+fn words_with_a_shared_stem_or_one_typo_are_the_same_word() {
+    assert!(same_word("delivered", "delivery"));
+    assert!(same_word("deliveries", "deliver"));
+    assert!(same_word("recieve", "receive"));
+    assert!(same_word("delivred", "delivered"));
+    assert!(!same_word("human", "humanitarian"));
+    assert!(!same_word("refund", "return"));
+    assert!(!same_word("order", "older"));
+    assert!(!same_word("123456", "123457"));
+}
+
+#[test]
+fn a_phrase_matches_its_words_in_any_order() {
+    let phrase = Phrase::new("talk to a real person", &filler());
+    assert!(phrase.found_in(&words("Person! A REAL one, I want to talk")));
+    assert!(!phrase.found_in(&words("I want to talk about my order")));
+}
+
+#[test]
+fn phrases_in_scripts_without_spaces_match_as_substrings() {
+    let phrase = Phrase::new("人工客服", &filler());
+    assert!(phrase.found_in(&words("我要人工客服谢谢")));
+}
+
+#[test]
+fn filler_words_do_not_count_as_meaningful() {
+    assert_eq!(words("Hello, can you help me?").meaningful(), 1);
+}
+
+#[test]
+fn the_entry_with_more_matched_words_wins_a_tie() {
+    let f = filler();
+    let entries = vec![
+        EntryPatterns {
+            questions: vec![Phrase::new("my order", &f)],
+            keywords: vec![],
+        },
+        EntryPatterns {
+            questions: vec![Phrase::new("return my order", &f)],
+            keywords: vec![],
+        },
+    ];
+    let found = best_match(&entries, &[words("How do I return an order?")], 0.75);
+    assert_eq!(found.map(|m| m.index), Some(1));
+    assert_eq!(best_match(&entries, &[words("weather")], 0.75), None);
+}
+
+fn scrambled(words: Vec<String>) -> impl Strategy<Value = String> {
+    let n = words.len();
+    (
+        Just(words).prop_shuffle(),
+        proptest::collection::vec(any::<bool>(), n),
+        proptest::collection::vec(
+            prop::sample::select(vec![" ", ", ", "! ", "? ", " - ", "... "]),
+            n,
+        ),
+    )
+        .prop_map(|(words, upper, separators)| {
+            let mut out = String::new();
+            for ((word, upper), sep) in words.iter().zip(upper).zip(separators) {
+                out.push_str(&if upper {
+                    word.to_uppercase()
+                } else {
+                    word.clone()
+                });
+                out.push_str(sep);
+            }
+            out
+        })
+}
+
+proptest! {
+    #[test]
+    fn a_question_matches_itself_whatever_the_case_punctuation_and_word_order(
+        (question, message) in proptest::collection::vec("[a-z]{1,10}", 1..8)
+            .prop_flat_map(|words| (Just(words.join(" ")), scrambled(words)))
+    ) {
+        let f = filler();
+        let phrase = Phrase::new(&question, &f);
+        let (score, _) = phrase.coverage(&Words::new(&message, &f));
+        prop_assert!((score - 1.0).abs() < f64::EPSILON, "{question:?} vs {message:?}: {score}");
+        prop_assert!(phrase.found_in(&Words::new(&message, &f)));
+    }
+}

@@ -1,0 +1,147 @@
+//! Tests of playbook validation: every error names the line, the column and what is wrong.
+
+use super::*;
+use crate::logic::playbook::state::URL_CHARS;
+
+fn problems(source: &str) -> Vec<Problem> {
+    match parse("test.toml", source) {
+        Ok(_) => panic!("expected the playbook to be rejected"),
+        Err(PlaybookError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+fn only_problem(source: &str) -> Problem {
+    let mut found = problems(source);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    found.remove(0)
+}
+
+#[test]
+fn a_playbook_with_only_the_version_is_valid() {
+    let playbook = parse("min.toml", "version = 1\n").expect("valid");
+    assert!(playbook.knowledge.is_empty());
+    assert_eq!(playbook.after_misunderstandings, 2);
+    assert!((playbook.threshold - 0.75).abs() < f64::EPSILON);
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_line_and_column() {
+    let p = only_problem("version = 1\n[matching]\nthreshold = = 0.5\n");
+    assert_eq!(p.line, 3);
+    assert!(p.column >= 11, "{p:?}");
+    assert_eq!(p.source_line, "threshold = = 0.5");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_line() {
+    let p = only_problem("version = 1\n\n[escalation]\nphrase = [\"human\"]\n");
+    assert_eq!((p.line, p.column), (4, 1));
+    assert!(
+        p.message.contains("unknown field `phrase`"),
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("`phrases`"), "{}", p.message);
+}
+
+#[test]
+fn a_missing_version_is_reported() {
+    let p = only_problem("[matching]\nthreshold = 0.5\n");
+    assert!(p.message.contains("version"), "{}", p.message);
+}
+
+#[test]
+fn a_threshold_out_of_range_is_rejected_at_its_value() {
+    let p = only_problem("version = 1\n[matching]\nthreshold = 0.0\n");
+    assert_eq!((p.line, p.column, p.width), (3, 13, 3));
+    assert!(p.message.contains("greater than 0 and at most 1"));
+}
+
+#[test]
+fn an_unknown_agent_mode_names_the_allowed_ones() {
+    let p = only_problem("version = 1\n[conversation]\nduring_agent = \"loud\"\n");
+    assert_eq!(p.line, 3);
+    assert!(p.message.contains("silent"), "{}", p.message);
+}
+
+#[test]
+fn empty_answers_and_texts_are_rejected() {
+    let found = problems(
+        "version = 1\n[conversation]\ngreeting = \" \"\n\
+         [[knowledge]]\nid = \"x\"\nkeywords = [\"x\"]\nanswer = \"\"\n",
+    );
+    let lines: Vec<usize> = found.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 7]);
+    assert!(found[1].message.contains("knowledge[0].answer"));
+}
+
+#[test]
+fn unknown_placeholders_are_rejected_and_the_available_ones_listed() {
+    let p = only_problem("version = 1\n[[files]]\nmime = \"*\"\nnote = \"got {file}\"\n");
+    assert!(p.message.contains("`{file}`"), "{}", p.message);
+    assert!(p.message.contains("{name}, {mime}"), "{}", p.message);
+}
+
+#[test]
+fn duplicate_actions_are_rejected_whatever_their_spelling() {
+    let p = only_problem(
+        "version = 1\n[[actions]]\nname = \"Create Ticket\"\nnote = \"a\"\n\
+         [[actions]]\nname = \"create-ticket\"\nnote = \"b\"\n",
+    );
+    assert_eq!(p.line, 6);
+    assert!(p.message.contains("defined twice"));
+}
+
+#[test]
+fn rules_that_can_do_nothing_are_rejected() {
+    let found = problems(
+        "version = 1\n[[hooks]]\non = \"menu_step\"\nid = \"x\"\n\
+         [[knowledge]]\nid = \"k\"\nanswer = \"a\"\n",
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].message.contains("does nothing"));
+    assert!(
+        found[1]
+            .message
+            .contains("neither `questions` nor `keywords`")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_file_order() {
+    let found = problems(
+        "version = 3\n[matching]\nvague_below = 99\nthreshold = 2.0\n\
+         [escalation]\nafter_misunderstandings = -1\n",
+    );
+    let lines: Vec<usize> = found.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [1, 3, 4, 6]);
+}
+
+#[test]
+fn the_error_message_shows_file_line_column_and_the_offending_line() {
+    let err = parse("mine.toml", "version = 1\n[matching]\nthreshold = 7\n").expect_err("invalid");
+    let text = err.to_string();
+    assert!(
+        text.contains("mine.toml:3:13: `matching.threshold`"),
+        "{text}"
+    );
+    assert!(text.contains("3 | threshold = 7"), "{text}");
+}
+
+#[test]
+fn url_prefixes_longer_than_the_remembered_url_are_rejected() {
+    let long = format!("https://e.com/{}", "a".repeat(URL_CHARS));
+    let p = only_problem(&format!(
+        "version = 1\n[[knowledge]]\nid = \"k\"\nkeywords = [\"k\"]\nanswer = \"a\"\n\
+         [[knowledge.variants]]\nurl_prefix = \"{long}\"\nanswer = \"b\"\n"
+    ));
+    assert_eq!(p.line, 7);
+}
+
+#[test]
+fn filling_a_template_does_not_expand_placeholders_inside_values() {
+    let text = fill("{reason} at {url}", &[("reason", "{url}"), ("url", "/x")]);
+    assert_eq!(text, "{url} at /x");
+    assert_eq!(fill("{ not a placeholder }", &[]), "{ not a placeholder }");
+}
