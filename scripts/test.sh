@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-nats-server.sh >/dev/null
+# Prometheus (for the observability tests) and the deployment checkers.
+scripts/install-deploy-tools.sh >/dev/null
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"
 
 cargo build --workspace --all-targets --locked

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use shared::telemetry::names;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -103,8 +102,7 @@ impl Ingress {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let _ = shared::telemetry::metrics_handle();
-        metrics::gauge!(names::UP, "service" => "ingress").set(1.0);
+        shared::telemetry::register(shared::telemetry::Service::Ingress);
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ingress listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

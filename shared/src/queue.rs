@@ -15,6 +15,8 @@ pub async fn monitor(js: jetstream::Context, topology: TopologyArgs, interval: D
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let connected = crate::nats::is_connected(&js.client());
+        metrics::gauge!(names::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
         let Ok(stream) = js.get_stream_no_info(&topology.stream_name).await else {
             continue;
         };

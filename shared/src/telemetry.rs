@@ -51,6 +51,105 @@ pub mod names {
     pub const UP: &str = "yourlogic_up";
 }
 
+/// Which service registers its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Ingress,
+    Worker,
+}
+
+/// Registers a service's metrics with help texts and zero values for the known label values,
+/// so every series exists from the start (dashboards and `rate()` alerts see 0, not "no data").
+pub fn register(service: Service) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    let _ = metrics_handle();
+    describe_gauge!(names::UP, "1 per running process");
+    describe_gauge!(names::NATS_CONNECTED, "1 while connected to NATS");
+    describe_gauge!(
+        names::QUEUE_PENDING,
+        "Events waiting in JetStream per partition"
+    );
+    describe_gauge!(
+        names::QUEUE_IN_FLIGHT,
+        "Events delivered and not yet acknowledged per partition"
+    );
+    match service {
+        Service::Ingress => {
+            describe_counter!(
+                names::INGRESS_REQUESTS,
+                "POST /v1/events requests by outcome"
+            );
+            describe_histogram!(names::INGRESS_SECONDS, "Ingress request handling time");
+            describe_histogram!(names::PUBLISH_SECONDS, "Durable JetStream publish time");
+            for outcome in [
+                "accepted",
+                "duplicate",
+                "unauthorized",
+                "malformed",
+                "invalid",
+                "expired",
+                "too_large",
+                "unsupported_media_type",
+                "timeout",
+                "unavailable",
+            ] {
+                metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(0);
+            }
+            metrics::gauge!(names::UP, "service" => "ingress").set(1.0);
+        }
+        Service::Worker => {
+            describe_counter!(
+                names::EVENTS_PROCESSED,
+                "Events finished, by trigger and outcome"
+            );
+            describe_histogram!(
+                names::END_TO_END_SECONDS,
+                "Ingress receipt to callback accepted"
+            );
+            describe_histogram!(
+                names::DEADLINE_SLACK_SECONDS,
+                "Time left before the deadline when answered"
+            );
+            describe_counter!(names::CALLBACK_REQUESTS, "Callback attempts by HTTP status");
+            describe_histogram!(names::CALLBACK_SECONDS, "Duration of one callback attempt");
+            describe_histogram!(names::LOGIC_SECONDS, "Time the conversation logic took");
+            describe_counter!(names::REDELIVERIES, "Deliveries that were redeliveries");
+            describe_counter!(
+                names::DEAD_LETTERS,
+                "Events moved to the dead-letter stream"
+            );
+            describe_counter!(
+                names::ALREADY_ANSWERED,
+                "Redelivered events already answered"
+            );
+            describe_gauge!(
+                names::WORKER_IN_FLIGHT,
+                "Events being processed by this worker"
+            );
+            describe_gauge!(names::WORKER_PARTITIONS, "Partitions this worker consumes");
+            for outcome in ["answered", "silent", "expired", "failed"] {
+                metrics::counter!(names::EVENTS_PROCESSED, "trigger" => "MESSAGE", "outcome" => outcome)
+                    .increment(0);
+            }
+            for reason in [
+                "bad_envelope",
+                "invalid_event",
+                "logic_error",
+                "callback_rejected",
+                "no_callback_url",
+                "too_many_deliveries",
+            ] {
+                metrics::counter!(names::DEAD_LETTERS, "reason" => reason).increment(0);
+            }
+            metrics::counter!(names::REDELIVERIES).increment(0);
+            metrics::counter!(names::ALREADY_ANSWERED).increment(0);
+            metrics::gauge!(names::WORKER_IN_FLIGHT).increment(0.0);
+            metrics::gauge!(names::WORKER_PARTITIONS).increment(0.0);
+            metrics::gauge!(names::UP, "service" => "worker").set(1.0);
+        }
+    }
+}
+
 /// Latency buckets (seconds) for every histogram: fine below 10 ms, up to a minute.
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,

@@ -21,7 +21,6 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::future::BoxFuture;
 use shared::health::Readiness;
-use shared::telemetry::names;
 use shared::topology;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -140,8 +139,7 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let _ = shared::telemetry::metrics_handle();
-        metrics::gauge!(names::UP, "service" => "worker").set(1.0);
+        shared::telemetry::register(shared::telemetry::Service::Worker);
         let config = self.config.clone();
         let stop = CancellationToken::new();
         let readiness = Arc::new(WorkerReadiness {
