@@ -161,8 +161,9 @@ pub async fn ensure_dead_letter_stream(
     Ok(())
 }
 
-/// Creates (or updates) the bucket of answered requests; entries live as long as the
-/// duplicate window, after which a redelivery is impossible anyway.
+/// Creates (or updates) the bucket of answered requests. Entries are needed only while their
+/// event can still be redelivered and answered, i.e. until its deadline (a redelivery after it
+/// is dropped as expired), so they live `answers_ttl`; compressed, since answers are JSON.
 pub async fn ensure_answers_bucket(
     js: &jetstream::Context,
     args: &TopologyArgs,
@@ -171,10 +172,11 @@ pub async fn ensure_answers_bucket(
         bucket: ANSWERS_BUCKET.into(),
         description: "Answers sent per requestId (at-most-once answering)".into(),
         history: 1,
-        max_age: args.duplicate_window.max(Duration::from_secs(60)),
-        max_bytes: 512 << 20,
+        max_age: args.answers_ttl.max(Duration::from_secs(10)),
+        max_bytes: args.answers_max_bytes,
         storage: stream::StorageType::File,
         num_replicas: usize::from(args.stream_replicas),
+        compression: true,
         ..Default::default()
     })
     .await

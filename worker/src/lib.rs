@@ -239,6 +239,7 @@ async fn consume(
         logic,
         max_deliveries: worker.max_deliveries,
         ack_wait: worker.ack_wait,
+        answers_ttl: config.topology.answers_ttl,
     });
     let mut loops = tokio::task::JoinSet::new();
     for partition in 0..config.topology.partitions {

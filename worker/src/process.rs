@@ -34,6 +34,9 @@ pub struct Processor {
     pub logic: Arc<dyn Logic>,
     pub max_deliveries: i64,
     pub ack_wait: Duration,
+    /// How long answer records live; an event with a longer budget is answered, with a warning
+    /// that a very late redelivery would not find its record.
+    pub answers_ttl: Duration,
 }
 
 /// The final outcome of one event (the `outcome` label of `yourlogic_events_processed_total`).
@@ -130,6 +133,12 @@ impl Processor {
         if Utc::now() >= self.deliverer.cutoff(envelope.deadline) {
             tracing::info!(deadline = %envelope.deadline, "deadline passed while queued; not answered");
             return count(&trigger, Outcome::Expired);
+        }
+        let budget = (envelope.deadline - envelope.received_at)
+            .to_std()
+            .unwrap_or_default();
+        if budget > self.answers_ttl {
+            tracing::warn!(?budget, answers_ttl = ?self.answers_ttl, "event budget exceeds ANSWERS_TTL; raise it");
         }
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,
