@@ -59,9 +59,14 @@ pub struct HttpArgs {
     /// How long to wait for JetStream to confirm a publish before answering 503.
     #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
-    /// How long a client may take to send its request body (slow clients get 408).
+    /// How long a client may take to send a request's headers, and then its body (slow clients
+    /// get 408 for the body, a closed connection for the headers); also how long an idle
+    /// keep-alive connection stays open.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Most client connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// How often the queue-length gauges are refreshed.
     #[arg(long, env = "QUEUE_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub queue_stats_interval: Duration,
@@ -88,6 +93,7 @@ impl Config {
                 clock_skew: Duration::from_secs(5),
                 publish_timeout: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(10),
+                max_connections: 1024,
                 queue_stats_interval: Duration::from_secs(5),
                 shutdown_timeout: Duration::from_secs(10),
             },

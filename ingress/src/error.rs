@@ -55,6 +55,19 @@ impl ApiError {
         }
     }
 
+    /// Whether the request body was left (partly) unread: the connection cannot serve another
+    /// request then, so the response says `Connection: close` and the client does not reuse it
+    /// (a client reusing it would see its next request fail).
+    pub fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Unauthorized(_)
+                | ApiError::UnsupportedMediaType(_)
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::Timeout(_)
+        )
+    }
+
     /// The `outcome` label of `yourlogic_ingress_requests_total`.
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -75,6 +88,9 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
+        if self.leaves_body_unread() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         match self {
             ApiError::Unauthorized(_) => {
                 headers.insert(

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod publisher;
+pub mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,13 +107,17 @@ impl Ingress {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ingress listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let limits = serve::Limits {
+            header_timeout: self.config.http.request_timeout,
+            max_connections: self.config.http.max_connections as usize,
+        };
+        let server = serve::serve(self.listener, self.router, limits, async move {
             shutdown.await;
             let _ = stopping_tx.send(());
         });
         let timeout = self.config.http.shutdown_timeout;
         let outcome = tokio::select! {
-            result = server.into_future() => result,
+            () = server => Ok(()),
             () = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(timeout).await;

@@ -44,10 +44,10 @@ impl Envelope {
         let id = self.request_id.to_string();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         headers.insert(REQUEST_ID, id.as_str());
-        headers.insert(CONVERSATION, self.conversation.as_str());
+        headers.insert(CONVERSATION, header_safe(&self.conversation).as_ref());
         headers.insert(DEADLINE, format_time(self.deadline).as_str());
         headers.insert(RECEIVED, format_time(self.received_at).as_str());
-        headers.insert(TRIGGER, self.trigger.as_str());
+        headers.insert(TRIGGER, header_safe(&self.trigger).as_ref());
         if self.silent {
             headers.insert(SILENT, "1");
         }
@@ -82,6 +82,17 @@ impl Envelope {
     }
 }
 
+/// A header value cannot hold CR or LF (the NATS client refuses them, by panicking): they are
+/// replaced by spaces. Free-form values such as an unknown trigger type may contain them;
+/// conversation ids cannot (events with such ids are refused as invalid).
+fn header_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\r', '\n']) {
+        value.replace(['\r', '\n'], " ").into()
+    } else {
+        value.into()
+    }
+}
+
 fn format_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -103,6 +114,21 @@ mod tests {
         };
         let headers = envelope.to_headers();
         assert_eq!(Envelope::from_headers(Some(&headers)), Ok(envelope));
+    }
+
+    #[test]
+    fn line_breaks_in_free_form_values_never_break_the_headers() {
+        let envelope = Envelope {
+            request_id: Uuid::new_v4(),
+            conversation: "conv\r\n1".into(),
+            deadline: Utc::now(),
+            received_at: Utc::now(),
+            trigger: "\r\nPUB x 1".into(),
+            silent: false,
+        };
+        let read = Envelope::from_headers(Some(&envelope.to_headers())).expect("readable");
+        assert_eq!(read.trigger, "  PUB x 1");
+        assert_eq!(read.conversation, "conv  1");
     }
 
     #[test]

@@ -284,6 +284,23 @@ pub struct Turn {
     pub pid: Option<String>,
 }
 
+/// Ids travel as NATS header values and become callback URL path segments: control characters
+/// (which cannot be put in a header) and `.` or `..` (which would move the callback to another
+/// path, even percent-encoded) are refused.
+fn check_id(what: &str, id: &str) -> Result<(), EventError> {
+    if id.chars().any(char::is_control) {
+        return Err(EventError::Invalid(format!(
+            "invalid event: {what} contains control characters"
+        )));
+    }
+    if id == "." || id == ".." {
+        return Err(EventError::Invalid(format!(
+            "invalid event: {what} `{id}` is not a usable id"
+        )));
+    }
+    Ok(())
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -335,18 +352,19 @@ impl Event {
 
     /// Checks what the pipeline needs beyond the JSON shape.
     fn validate(&self) -> Result<(), EventError> {
-        if self.conversation_pid().is_none() {
+        let Some(conversation) = self.conversation_pid() else {
             return Err(EventError::Invalid(
                 "invalid event: no conversation id (`conversation.pid`, or \
                  `trigger.conversationPid` for CONVERSATION_COMPLETED)"
                     .into(),
             ));
-        }
+        };
+        check_id("the conversation id", conversation)?;
         match self.account_id.as_deref().map(str::trim) {
             None | Some("") => Err(EventError::Invalid(
                 "invalid event: `accountId` is missing; it is needed to answer the event".into(),
             )),
-            Some(_) => Ok(()),
+            Some(account) => check_id("`accountId`", account),
         }
     }
 

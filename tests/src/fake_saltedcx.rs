@@ -45,6 +45,8 @@ pub const CALLBACK_ROUTE: &str =
 struct Shared {
     tokens: Mutex<Vec<String>>,
     behaviour: Mutex<Behaviour>,
+    /// Behaviours for single conversations, taking precedence over `behaviour`.
+    per_conversation: Mutex<std::collections::HashMap<String, Behaviour>>,
     records: Mutex<Vec<Callback>>,
     /// Bumped on every change of `records`, so waiters wake without polling.
     changed: watch::Sender<u64>,
@@ -90,7 +92,10 @@ impl Shared {
         let _ = self.completed.send(done);
     }
 
-    fn next_reply(&self) -> (Reply, Duration) {
+    fn next_reply(&self, conversation_pid: &str) -> (Reply, Duration) {
+        if let Some(behaviour) = lock(&self.per_conversation).get_mut(conversation_pid) {
+            return (behaviour.next_reply(), behaviour.delay);
+        }
         let mut behaviour = lock(&self.behaviour);
         (behaviour.next_reply(), behaviour.delay)
     }
@@ -133,6 +138,7 @@ impl FakeSaltedCx {
         let shared = Arc::new(Shared {
             tokens: Mutex::new(vec![token.to_string()]),
             behaviour: Mutex::new(Behaviour::default()),
+            per_conversation: Mutex::new(std::collections::HashMap::new()),
             records: Mutex::new(Vec::new()),
             changed,
             completed,
@@ -304,6 +310,12 @@ impl FakeSaltedCx {
     /// Replaces the behaviour (takes effect for the next call, also while running).
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.shared.behaviour) = behaviour;
+    }
+
+    /// Gives calls for one conversation their own behaviour (e.g. a slow conversation among
+    /// fast ones); other conversations keep the general one.
+    pub fn set_behaviour_for(&self, conversation_pid: &str, behaviour: Behaviour) {
+        lock(&self.shared.per_conversation).insert(conversation_pid.to_string(), behaviour);
     }
 
     /// The current behaviour, with what is left of its script.

@@ -7,14 +7,21 @@
 //!   every call and answering as scripted (failures, delays, resets, refused connections).
 //! - [`events::EventBuilder`]: valid Salted CX events as JSON, adjustable field by field.
 //! - [`poll`]: waiting for effects with a deadline instead of sleeping, and free ports.
+//! - [`faults`]: fault-injection helpers: bounded load with a ledger, the audit of every
+//!   acknowledged event, the real binaries as processes.
+//! - [`bench`]: the baselines and summary of the benchmark (`tests/bench/run.sh`).
+//! - [`sim`]: `saltedcx-sim`, the Salted CX emulator (demo, load runs), usable as a library.
 
+pub mod bench;
 pub mod events;
 pub mod fake_saltedcx;
+pub mod faults;
 pub mod killable;
 pub mod nats_cluster;
 pub mod nats_server;
 pub mod poll;
 mod process;
+pub mod sim;
 pub mod stack;
 
 pub use events::EventBuilder;

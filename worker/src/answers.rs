@@ -1,11 +1,18 @@
 //! The record of answers, which makes answering at-most-once across redeliveries.
 //!
-//! Before a callback is sent, the answer is stored under the event's `requestId` as `pending`;
-//! after Salted CX accepted it, as `delivered`. A redelivered event (a worker died, an ack was
-//! lost) finds the record: `delivered` means nothing more to do, `pending` means send exactly the
-//! stored answer again, never a newly computed one.
+//! Before a callback is sent, the answer is *claimed* under the event's `requestId` as `pending`:
+//! the first claim wins (a write that fails if the key exists), so two workers processing the
+//! same event at once (a redelivery while the first is still stuck, e.g. during a NATS leader
+//! change) both send the winner's answer. After Salted CX accepted it, the record becomes
+//! `delivered`. A redelivered event finds the record: `delivered` means nothing more to do,
+//! `pending` means send exactly the stored answer again, never a newly computed one.
+//!
+//! Records are read from the stream leader, not with a direct get: any replica may answer a
+//! direct get, including one still catching up after a restart, which would wrongly report "no
+//! record" and let the event be decided a second time.
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::answer::Answer;
@@ -19,6 +26,15 @@ pub enum Record {
     Pending { answer: Answer },
     /// Accepted by Salted CX.
     Delivered { status: u16 },
+}
+
+/// The outcome of [`Answers::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The claimed record is now the event's record.
+    Won,
+    /// The event already had this record (another processing got there first).
+    Taken(Record),
 }
 
 /// The answers bucket.
@@ -38,22 +54,52 @@ impl Answers {
         Self { store }
     }
 
-    /// The record for `request_id`, if any.
+    /// The record for `request_id`, if any, as the stream leader knows it.
     pub async fn get(&self, request_id: Uuid) -> Result<Option<Record>, AnswersError> {
-        let value = self
+        let subject = format!("{}{request_id}", self.store.prefix);
+        let message = match self
             .store
-            .get(request_id.to_string())
+            .stream
+            .get_last_raw_message_by_subject(&subject)
             .await
-            .map_err(|e| AnswersError(e.to_string()))?;
-        match value {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| AnswersError(format!("corrupt record: {e}"))),
+        {
+            Ok(message) => message,
+            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(err) => return Err(AnswersError(err.to_string())),
+        };
+        // A deleted or purged key reads as absent (records are never deleted, but be exact).
+        let removed = message
+            .headers
+            .get("KV-Operation")
+            .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"));
+        if removed {
+            return Ok(None);
+        }
+        serde_json::from_slice(&message.payload)
+            .map(Some)
+            .map_err(|e| AnswersError(format!("corrupt record: {e}")))
+    }
+
+    /// Stores `record` for `request_id` unless the event already has a record, which is then
+    /// returned instead. Safe to retry after a timeout: a claim that was stored although its
+    /// acknowledgement was lost is found and returned as taken (with this very record).
+    pub async fn claim(&self, request_id: Uuid, record: &Record) -> Result<Claim, AnswersError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| AnswersError(e.to_string()))?;
+        // Revision 0: the write succeeds only if the key does not exist yet.
+        let created = self
+            .store
+            .update(request_id.to_string(), Bytes::from(bytes), 0)
+            .await;
+        match created {
+            Ok(_) => Ok(Claim::Won),
+            Err(err) => match self.get(request_id).await? {
+                Some(existing) => Ok(Claim::Taken(existing)),
+                None => Err(AnswersError(format!("claim failed: {err}"))),
+            },
         }
     }
 
-    /// Stores `record` for `request_id`.
+    /// Stores `record` for `request_id`, replacing any record.
     pub async fn put(&self, request_id: Uuid, record: &Record) -> Result<(), AnswersError> {
         let bytes = serde_json::to_vec(record).map_err(|e| AnswersError(e.to_string()))?;
         self.store

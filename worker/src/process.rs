@@ -3,8 +3,10 @@
 //! 1. read the envelope; drop (and count) the event if its deadline has passed;
 //! 2. look up the answers record: an event already answered is acknowledged without a second
 //!    callback; one with a pending answer gets exactly that answer again;
-//! 3. otherwise run the logic (panics and errors are caught: the event is dead-lettered and the
-//!    fallback answer is sent), store the answer as pending;
+//! 3. otherwise run the logic (panics, errors and time-outs are caught: the event is
+//!    dead-lettered and the fallback answer is sent; an event delivered more than
+//!    `max_deliveries` times is not decided again but handled the same way), and claim the
+//!    answer as pending (the first claim wins, so concurrent processings send the same answer);
 //! 4. deliver it before the deadline, mark it delivered, acknowledge.
 //!
 //! Nothing is acknowledged before its outcome is durable (answer delivered, dead letter stored,
@@ -21,10 +23,14 @@ use shared::event::Event;
 use shared::telemetry::names;
 use tracing::Instrument;
 
-use crate::answers::{Answers, Record};
+use crate::answers::{Answers, Claim, Record};
 use crate::callback::{Deliverer, DeliveryError, Target};
 use crate::deadletter::{self, Reason};
 use crate::logic::{Context, Logic, LogicError};
+
+/// Time kept back from the logic for delivering the fallback answer if it fails or hangs (at
+/// most half the time left).
+const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
 
 /// What every event's processing needs.
 pub struct Processor {
@@ -118,19 +124,29 @@ impl Processor {
         if delivery > 1 {
             metrics::counter!(names::REDELIVERIES).increment(1);
         }
-        if delivery > self.max_deliveries {
-            let error = format!("delivered {delivery} times without being finished");
-            return self
+        // An event delivered too often (it probably crashes workers) is not decided again: it
+        // is dead-lettered and, while time remains, answered with the fallback.
+        let exhausted = (delivery > self.max_deliveries)
+            .then(|| format!("delivered {delivery} times without being finished"));
+        let too_late = Utc::now() >= self.deliverer.cutoff(envelope.deadline);
+        if let (Some(error), true) = (&exhausted, too_late) {
+            let outcome = self
                 .dead_letter(
                     partition,
                     message,
                     Reason::TooManyDeliveries,
-                    &error,
+                    error,
                     &trigger,
                 )
                 .await;
+            // No fallback can follow, so the failure is counted here.
+            return if outcome == Outcome::Failed {
+                count(&trigger, outcome)
+            } else {
+                outcome
+            };
         }
-        if Utc::now() >= self.deliverer.cutoff(envelope.deadline) {
+        if too_late {
             tracing::info!(deadline = %envelope.deadline, "deadline passed while queued; not answered");
             return count(&trigger, Outcome::Expired);
         }
@@ -178,15 +194,21 @@ impl Processor {
                 (answer, outcome)
             }
             None => {
-                let (reply, outcome) = match self.decide(&event, &envelope, message, delivery).await
-                {
+                let decided = match &exhausted {
+                    Some(error) => Err((Reason::TooManyDeliveries, error.clone())),
+                    None => self
+                        .decide(&event, &envelope, message, delivery)
+                        .await
+                        .map_err(|error| (Reason::LogicError, error)),
+                };
+                let (reply, outcome) = match decided {
                     Ok(reply) => {
                         let outcome = answered_outcome(&reply);
                         (reply, outcome)
                     }
-                    Err(error) => {
+                    Err((reason, error)) => {
                         let failed = self
-                            .dead_letter(partition, message, Reason::LogicError, &error, &trigger)
+                            .dead_letter(partition, message, reason, &error, &trigger)
                             .await;
                         if failed == Outcome::Retry {
                             return Outcome::Retry;
@@ -195,18 +217,25 @@ impl Processor {
                     }
                 };
                 let answer = Answer::new(event.request_id, reply);
-                if let Err(outcome) = self
-                    .answers_put(
-                        &envelope,
-                        &Record::Pending {
-                            answer: answer.clone(),
-                        },
-                    )
-                    .await
-                {
-                    return outcome;
+                let pending = Record::Pending {
+                    answer: answer.clone(),
+                };
+                match self.answers_claim(&envelope, &pending).await {
+                    Err(outcome) => return outcome,
+                    Ok(Claim::Won) => (answer, outcome),
+                    // Another processing of this event (a redelivery racing a stuck first
+                    // attempt) recorded its answer first: send that one, never a second one.
+                    Ok(Claim::Taken(Record::Pending { answer })) => {
+                        tracing::info!("another processing recorded an answer first; sending it");
+                        let outcome = answered_outcome(&answer.reply);
+                        (answer, outcome)
+                    }
+                    Ok(Claim::Taken(Record::Delivered { .. })) => {
+                        metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                        tracing::info!("answered meanwhile by another processing; no callback");
+                        return Outcome::AlreadyAnswered;
+                    }
                 }
-                (answer, outcome)
             }
         };
 
@@ -283,8 +312,11 @@ impl Processor {
             delivery: u64::try_from(delivery).unwrap_or(1),
             raw: message.payload.clone(),
         };
-        let budget =
+        // Time is kept back for the fallback answer, so a logic that hangs still gets its
+        // event answered (with the fallback) before the deadline.
+        let remaining =
             shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), Utc::now());
+        let budget = remaining - FALLBACK_RESERVE.min(remaining / 2);
         let logic = self.logic.clone();
         let owned_event = event.clone();
         let started = Instant::now();
@@ -321,9 +353,9 @@ impl Processor {
         .ok_or_else(|| self.unrecorded(envelope))
     }
 
-    async fn answers_put(&self, envelope: &Envelope, record: &Record) -> Result<(), Outcome> {
+    async fn answers_claim(&self, envelope: &Envelope, record: &Record) -> Result<Claim, Outcome> {
         retry_until(self.deliverer.cutoff(envelope.deadline), || {
-            self.answers.put(envelope.request_id, record)
+            self.answers.claim(envelope.request_id, record)
         })
         .await
         .ok_or_else(|| self.unrecorded(envelope))
@@ -360,7 +392,7 @@ impl Processor {
         .await
         {
             Ok(()) => {
-                if reason == Reason::LogicError {
+                if matches!(reason, Reason::LogicError | Reason::TooManyDeliveries) {
                     // The fallback answer follows; the outcome is counted after delivery.
                     Outcome::Failed
                 } else {

@@ -31,6 +31,7 @@ pub(super) async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let conversation = conversation_pid.clone();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -83,7 +84,7 @@ pub(super) async fn callback(
         );
     }
 
-    let (reply, delay) = app.shared.next_reply();
+    let (reply, delay) = app.shared.next_reply(&conversation);
     let mut offline = app.offline.clone();
     if !delay.is_zero() {
         tokio::select! {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the whole pipeline on this machine and shows it working, without a Salted CX account:
+# nats-server with JetStream, the ingress (:8080), two workers (:9091, :9092) answering to
+# saltedcx-sim (:8088), then `saltedcx-sim demo` plays a few conversations and prints their
+# transcripts. Afterwards the stack stays up with `saltedcx-sim serve`, which prints every
+# callback, so an event you post yourself (a curl command is printed) shows its answer.
+# Ctrl-C stops everything.
+#
+#   scripts/run-local.sh          # demo, then keep serving until Ctrl-C
+#   scripts/run-local.sh --once   # demo, then stop (exit status: 0 when every event was answered)
+#
+# Idempotent: builds what is missing (release), installs the pinned nats-server into .tools/,
+# stops leftovers of an earlier run. Logs and the JetStream store are in .tools/run/ (printed).
+# Ports and token can be changed with NATS_PORT, INGRESS_PORT, SIM_PORT, WORKER_PORTS
+# ("9091 9092") and SALTEDCX_TOKEN.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_DIR="${RUN_DIR:-${REPO}/.tools/run}"
+# shellcheck source=lib/stack.sh
+source "${REPO}/scripts/lib/stack.sh"
+
+once=false
+for arg in "$@"; do
+    case "$arg" in
+        --once) once=true ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+NATS_PORT="${NATS_PORT:-4222}"
+INGRESS_PORT="${INGRESS_PORT:-8080}"
+SIM_PORT="${SIM_PORT:-8088}"
+read -r -a worker_ports <<<"${WORKER_PORTS:-9091 9092}"
+export SALTEDCX_TOKEN="${SALTEDCX_TOKEN:-local-dev-token}"
+export RUST_LOG="${RUST_LOG:-info}"
+
+mkdir -p "$RUN_DIR"
+stack_stop_stale
+rm -rf "${RUN_DIR}/jetstream"
+
+stack_log "building the release binaries (ingress, worker, saltedcx-sim)"
+(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+
+stack_trap
+stack_require_ports "$SIM_PORT"
+stack_log "starting nats-server (:${NATS_PORT}), ingress (:${INGRESS_PORT}), workers (:${worker_ports[*]})"
+stack_start_pipeline "$NATS_PORT" "$INGRESS_PORT" "$SIM_PORT" "${worker_ports[@]}"
+stack_log "logs: ${RUN_DIR}/{nats,ingress,worker-1,worker-2}.log"
+
+sim="${REPO}/target/release/saltedcx-sim"
+ingress_url="http://127.0.0.1:${INGRESS_PORT}/v1/events"
+stack_log "playing the demo conversations"
+status=0
+"$sim" demo --listen "127.0.0.1:${SIM_PORT}" --ingress-url "$ingress_url" || status=$?
+if $once; then
+    exit "$status"
+fi
+
+cat <<CURL
+
+The stack keeps running. Post your own event (a new terminal; the answer is printed here):
+
+curl -sS -X POST ${ingress_url} \\
+  -H 'Authorization: Bearer ${SALTEDCX_TOKEN}' -H 'Content-Type: application/json' \\
+  -d "{\"requestId\":\"\$(cat /proc/sys/kernel/random/uuid)\",\"accountId\":\"my-account\",\\
+\"time\":\"\$(date -u +%FT%TZ)\",\"expires\":\"\$(date -u -d '+15 sec' +%FT%TZ)\",\"region\":\"eu\",\\
+\"trigger\":{\"type\":\"MESSAGE\",\"participantType\":\"CUSTOMER\",\"contentCustomer\":\"Where is my parcel?\"},\\
+\"conversation\":{\"pid\":\"my-conversation\",\"status\":\"IN_PROGRESS\"}}"
+
+Metrics: http://127.0.0.1:${INGRESS_PORT}/metrics, http://127.0.0.1:${worker_ports[0]}/metrics. Ctrl-C stops everything.
+
+CURL
+# In the background, so the traps run as soon as Ctrl-C arrives.
+"$sim" serve --listen "127.0.0.1:${SIM_PORT}" &
+sim_pid=$!
+STACK_PIDS+=("$sim_pid")
+STACK_NAMES+=("sim")
+echo "$sim_pid" >"${RUN_DIR}/sim.pid"
+wait "$sim_pid"

@@ -1,0 +1,179 @@
+//! The command line of `saltedcx-sim`: every flag has an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use shared::config::{LogFormat, parse_duration};
+
+/// A Salted CX emulator: sends Your Logic events to the ingress like Salted CX (one at a time
+/// per conversation, the next after the answer or expiry), receives the answers on the Salted
+/// CX callback API, and shows or measures what happened. Point the workers'
+/// SALTEDCX_API_URL at the simulator's --listen address.
+#[derive(Debug, Parser)]
+#[command(name = "saltedcx-sim", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format of diagnostics on stderr: text or json (`RUST_LOG` sets the filter).
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play a few scripted conversations and print readable transcripts.
+    Demo(DemoArgs),
+    /// Drive many concurrent conversations and report throughput, latency and correctness.
+    Load(LoadArgs),
+    /// Only serve the callback API and print every callback (for hand-made events).
+    Serve(ServeArgs),
+}
+
+/// Where the simulator listens and what token it shares with the pipeline.
+#[derive(Debug, Clone, Args)]
+pub struct Endpoint {
+    /// Address of the simulator's callback API (the workers' SALTEDCX_API_URL).
+    #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:8088")]
+    pub listen: SocketAddr,
+    /// Shared secret with the ingress and workers (their SALTEDCX_TOKEN; the first of a
+    /// comma-separated list).
+    #[arg(
+        long,
+        env = "SALTEDCX_TOKEN",
+        hide_env_values = true,
+        default_value = "local-dev-token"
+    )]
+    pub token: String,
+}
+
+impl Endpoint {
+    /// The token the simulator signs with and accepts (the first of a list).
+    pub fn token(&self) -> String {
+        self.token
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Settings shared by `demo` and `load`.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The ingress's event endpoint.
+    #[arg(
+        long,
+        env = "INGRESS_URL",
+        default_value = "http://127.0.0.1:8080/v1/events"
+    )]
+    pub ingress_url: String,
+    /// Time each event gives Your Logic to answer (`expires - time`).
+    #[arg(long, env = "SIM_BUDGET", default_value = "15s", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// Directory of *.toml scenarios to play instead of the built-in ones.
+    #[arg(long, env = "SIM_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
+}
+
+/// `saltedcx-sim demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub target: Target,
+    /// How many conversations to play (the scenarios in turn).
+    #[arg(long, env = "SIM_CONVERSATIONS", default_value_t = 3)]
+    pub conversations: usize,
+}
+
+/// `saltedcx-sim load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub target: Target,
+    /// Concurrent conversations.
+    #[arg(long, env = "SIM_CONVERSATIONS", default_value_t = 2000)]
+    pub conversations: usize,
+    /// How long to send (default 30s unless --events is given).
+    #[arg(long, env = "SIM_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many events.
+    #[arg(long, env = "SIM_EVENTS")]
+    pub events: Option<u64>,
+    /// Open loop: events per second across all conversations (omit for closed loop).
+    #[arg(long, env = "SIM_RATE")]
+    pub rate: Option<f64>,
+    /// Event size in bytes: smaller events are padded, larger ones keep their newest turns
+    /// (0: natural size, growing with the conversation).
+    #[arg(long, env = "SIM_EVENT_SIZE", default_value_t = 3072)]
+    pub event_size: usize,
+    /// Start the conversations evenly spread over this time (thousands of connections opened
+    /// at the same instant overflow a server's accept queue).
+    #[arg(long, env = "SIM_RAMP_UP", default_value = "2s", value_parser = parse_duration)]
+    pub ramp_up: Duration,
+    /// Leave the latencies of the first moments out of the histograms.
+    #[arg(long, env = "SIM_WARMUP", default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// After the run, wait this long for late callbacks of expired events.
+    #[arg(long, env = "SIM_DRAIN", default_value = "2s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Hard limit on the sending phase, whatever else is set.
+    #[arg(long, env = "SIM_TIME_LIMIT", default_value = "15m", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Print a progress line this often (0s: never).
+    #[arg(long, env = "SIM_PROGRESS", default_value = "1s", value_parser = parse_duration)]
+    pub progress: Duration,
+    /// Also write the report as JSON to this file.
+    #[arg(long, env = "SIM_REPORT_JSON")]
+    pub report_json: Option<PathBuf>,
+    /// Exit with status 1 unless the run had no lost event and no ordering violation.
+    #[arg(long, env = "SIM_CHECK")]
+    pub check: bool,
+}
+
+/// `saltedcx-sim serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn load_flags_parse_with_units() {
+        let cli = Cli::try_parse_from([
+            "saltedcx-sim",
+            "load",
+            "--conversations",
+            "200",
+            "--duration",
+            "3s",
+            "--rate",
+            "500",
+        ])
+        .expect("valid command line");
+        let Command::Load(load) = cli.command else {
+            panic!("not load")
+        };
+        assert_eq!(load.conversations, 200);
+        assert_eq!(load.duration, Some(Duration::from_secs(3)));
+        assert_eq!(load.rate, Some(500.0));
+        assert_eq!(load.target.budget, Duration::from_secs(15));
+    }
+}
