@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde_json::json;
 use shared::deadline::{expired_on_arrival, local_deadline};
 use shared::envelope::Envelope;
-use shared::event::{Event, EventError};
+use shared::event::{Event, EventError, TriggerType};
 use shared::telemetry::names;
 use tracing::Instrument;
 
@@ -78,9 +78,14 @@ async fn accept(
         let envelope = Envelope {
             request_id: event.request_id,
             conversation,
-            deadline: local_deadline(event.time, event.expires, received_at, config.clock_skew),
+            deadline: local_deadline(event.time, event.expires, received_at),
             received_at,
-            trigger: event.trigger.kind.as_str().to_string(),
+            // Unknown types are kept in the body but labelled OTHER in metrics, so a sender
+            // cannot create metric series without bound.
+            trigger: match &event.trigger.kind {
+                TriggerType::Other(_) => "OTHER".to_string(),
+                known => known.as_str().to_string(),
+            },
             silent: event.is_silent(),
         };
         match state.publisher.publish(&envelope, bytes).await {

@@ -1,16 +1,17 @@
 //! Deadlines and clock skew.
 //!
 //! Salted CX stamps `time` and `expires` with its clock; ours may differ by a few seconds. The
-//! rule, applied the same way everywhere:
+//! rule, applied the same way everywhere, never lets an answer arrive after the real deadline:
 //!
-//! * **Budget.** When `time` is present and before `expires`, the budget is `expires - time`
-//!   (measured on Salted CX's clock, so skew cancels out). The local deadline is our receipt time
-//!   plus that budget, but never later than `expires + skew` (a `time` stamped long before the
-//!   event was sent must not buy extra time). Without a usable `time`, the local deadline is
-//!   `expires` as read on our clock.
-//! * **Expired at ingress.** An event whose `expires` lies more than `skew` in the past by our
-//!   clock is refused as expired, whatever its `time` says. Within the tolerance it is accepted
-//!   and judged by its local deadline.
+//! * **Local deadline.** The earlier of `expires` read on our clock and our receipt time plus the
+//!   budget `expires - time` (both stamps on Salted CX's clock, so skew cancels out in the
+//!   budget). When Salted CX's clock runs ahead of ours, the budget gives the right deadline and
+//!   `expires` would be too late; when it runs behind, or the event spent time in transit,
+//!   `expires` is the earlier, safe one. Without a usable `time`, it is `expires`.
+//! * **Expired at ingress.** An event whose `expires` lies more than the skew tolerance in the
+//!   past by our clock is refused as expired (422), whatever its `time` says. Within the
+//!   tolerance it is accepted (and stored), and judged by its local deadline: if that has
+//!   passed, the worker counts it as expired instead of answering late.
 //! * **Answering.** Workers answer only before the local deadline minus a safety margin (time for
 //!   the callback to travel); nothing is sent after it.
 
@@ -22,17 +23,11 @@ pub fn local_deadline(
     time: Option<DateTime<Utc>>,
     expires: DateTime<Utc>,
     received_at: DateTime<Utc>,
-    skew: Duration,
 ) -> DateTime<Utc> {
-    let skew = TimeDelta::from_std(skew).unwrap_or(TimeDelta::MAX);
-    let latest = expires.checked_add_signed(skew).unwrap_or(expires);
     match time {
-        Some(time) if time < expires => {
-            let budget = expires - time;
-            received_at
-                .checked_add_signed(budget)
-                .map_or(latest, |local| local.min(latest))
-        }
+        Some(time) if time < expires => received_at
+            .checked_add_signed(expires - time)
+            .map_or(expires, |local| local.min(expires)),
         _ => expires,
     }
 }
@@ -63,24 +58,24 @@ mod tests {
     #[test]
     fn budget_is_measured_on_the_senders_clock_when_it_runs_ahead() {
         // Salted CX is 3 s ahead: time = our 0 + 3, expires = our 15 + 3.
-        assert_eq!(local_deadline(Some(at(3)), at(18), at(0), SKEW), at(15));
+        assert_eq!(local_deadline(Some(at(3)), at(18), at(0)), at(15));
     }
 
     #[test]
-    fn budget_is_measured_on_the_senders_clock_when_it_runs_behind() {
-        // Salted CX is 3 s behind: time = our 0 - 3, expires = our 15 - 3.
-        assert_eq!(local_deadline(Some(at(-3)), at(12), at(0), SKEW), at(15));
+    fn expires_bounds_the_deadline_when_the_sender_runs_behind() {
+        // Salted CX is 3 s behind (or the event travelled 3 s): never later than `expires`.
+        assert_eq!(local_deadline(Some(at(-3)), at(12), at(0)), at(12));
     }
 
     #[test]
-    fn a_stale_time_buys_no_more_than_the_skew_tolerance() {
-        assert_eq!(local_deadline(Some(at(-100)), at(2), at(0), SKEW), at(7));
+    fn a_stale_time_buys_no_extra_time() {
+        assert_eq!(local_deadline(Some(at(-100)), at(2), at(0)), at(2));
     }
 
     #[test]
     fn without_a_usable_time_the_deadline_is_expires() {
-        assert_eq!(local_deadline(None, at(10), at(0), SKEW), at(10));
-        assert_eq!(local_deadline(Some(at(11)), at(10), at(0), SKEW), at(10));
+        assert_eq!(local_deadline(None, at(10), at(0)), at(10));
+        assert_eq!(local_deadline(Some(at(11)), at(10), at(0)), at(10));
     }
 
     #[test]

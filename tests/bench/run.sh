@@ -91,10 +91,17 @@ load() {
     stack_log "saltedcx-sim load $* (report: ${OUT}/${name}.json)"
     timeout --signal=TERM "$limit" "$sim" load --listen "127.0.0.1:${SIM_PORT}" \
         --ingress-url "http://127.0.0.1:${INGRESS_PORT}/v1/events" --conversations "$conversations" \
-        --event-size "$size" --warmup "$warmup" --progress 5s --report-json "${OUT}/${name}.json" "$@" \
+        --event-size "$size" --warmup "$warmup" --progress 5s --report-json "${OUT}/${name}.json" \
+        --time-limit "$((limit - 60))s" --worker-metrics "$(worker_metrics)" "$@" \
         | tee "${OUT}/${name}.txt"
 }
 services=(nats ingress worker-1 worker-2)
+# The workers' metrics pages: the simulator tells events they counted as expired from lost ones.
+worker_metrics() {
+    local port urls=()
+    for port in "${WORKER_PORTS[@]}"; do urls+=("http://127.0.0.1:${port}/metrics"); done
+    (IFS=,; echo "${urls[*]}")
+}
 # phase NAME LOAD-ARGS...: one load run, with the CPU each service used in cpu-NAME.csv.
 phase() {
     local name="$1"

@@ -33,7 +33,7 @@ pub struct LoadSpec {
     pub pace: Duration,
     /// Time from an event's creation to its `expires`.
     pub budget: Duration,
-    /// `trigger.type` of every event; a value of the test's own keeps its metrics apart.
+    /// `trigger.type` of every event (an unknown type is counted under `trigger="OTHER"`).
     pub trigger: String,
     /// No new event is started after this much time.
     pub max_duration: Duration,

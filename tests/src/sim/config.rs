@@ -125,11 +125,16 @@ pub struct LoadArgs {
     #[arg(long, env = "SIM_DRAIN", default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
     /// Hard limit on the sending phase, whatever else is set.
-    #[arg(long, env = "SIM_TIME_LIMIT", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "SIM_TIME_LIMIT", default_value = "1h", value_parser = parse_duration)]
     pub time_limit: Duration,
     /// Print a progress line this often (0s: never).
     #[arg(long, env = "SIM_PROGRESS", default_value = "1s", value_parser = parse_duration)]
     pub progress: Duration,
+    /// The workers' metrics URLs (comma-separated, e.g.
+    /// `http://127.0.0.1:9091/metrics,http://127.0.0.1:9092/metrics`): events the workers
+    /// counted as expired are then told apart from lost ones.
+    #[arg(long, env = "SIM_WORKER_METRICS", value_delimiter = ',')]
+    pub worker_metrics: Vec<String>,
     /// Also write the report as JSON to this file.
     #[arg(long, env = "SIM_REPORT_JSON")]
     pub report_json: Option<PathBuf>,

@@ -52,6 +52,8 @@ pub struct LoadOptions {
     pub drain: Duration,
     /// Hard bound on the sending phase, whatever else is set.
     pub time_limit: Duration,
+    /// The workers' `/metrics` URLs: events they count as expired are not lost.
+    pub worker_metrics: Vec<String>,
     /// Print a progress line this often (`None`: quiet).
     pub progress: Option<Duration>,
     /// The scenarios the conversations play, in turn.
@@ -72,6 +74,7 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
     let stats = Arc::new(Stats::default());
     let client = IngressClient::new(&options.ingress_url, &options.token)?;
     client.check_reachable().await?;
+    let expired_before = pipeline_expired(&options.worker_metrics).await;
     let env = Arc::new(Env {
         client,
         server: server.clone(),
@@ -182,7 +185,29 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
     report.sim_cpu_s = cpu_before
         .zip(super::stats::cpu_seconds())
         .map(|(a, b)| b - a);
+    if let (Some(before), Some(after)) = (
+        expired_before,
+        pipeline_expired(&options.worker_metrics).await,
+    ) {
+        let expired = (after - before).max(0.0) as u64;
+        report.expired_in_pipeline = Some(expired);
+        report.lost = report.unanswered.saturating_sub(expired);
+    }
     Ok(report)
+}
+
+/// The workers' expired-event count, if their metrics were given and could be read.
+async fn pipeline_expired(urls: &[String]) -> Option<f64> {
+    if urls.is_empty() {
+        return None;
+    }
+    match super::metrics::expired_total(urls).await {
+        Ok(total) => Some(total),
+        Err(err) => {
+            eprintln!("saltedcx-sim: warning: {err:#}; lost events include expired ones");
+            None
+        }
+    }
 }
 
 /// Hands scheduled send times to idle conversations at `rate` per second until `end`.

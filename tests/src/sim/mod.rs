@@ -21,6 +21,7 @@ pub mod conversation;
 pub mod demo;
 pub mod driver;
 pub mod load;
+pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod scenario;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 budget: args.target.budget,
                 event_size: args.event_size,
                 ramp_up: args.ramp_up,
+                worker_metrics: args.worker_metrics,
                 warmup: args.warmup,
                 drain: args.drain,
                 time_limit: args.time_limit,
@@ -158,6 +160,8 @@ pub(crate) fn build_report(
         ingress_post_latency: stats.post(),
         deadline_misses: get(&stats.late) + expired,
         late_answers: get(&stats.late) + callbacks.late,
+        unanswered: expired.saturating_sub(callbacks.late),
+        expired_in_pipeline: None,
         lost: expired.saturating_sub(callbacks.late),
         not_accepted: get(&stats.not_accepted),
         ordering_violations: callbacks.out_of_order,

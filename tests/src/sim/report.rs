@@ -5,8 +5,12 @@
 //! - `deadline_misses` (fallbacks to an agent): accepted events without a callback before
 //!   `expires`, i.e. `late_answers` + those never answered;
 //! - `late_answers`: the callback came, but after `expires`;
-//! - `lost`: accepted events that never got any callback, even after every deadline passed and
-//!   the final drain window (a subset of the deadline misses);
+//! - `unanswered`: accepted events that never got any callback, even after every deadline
+//!   passed and the final drain window (a subset of the deadline misses);
+//! - `expired_in_pipeline`: events the workers counted as expired (their deadline passed before
+//!   they could answer; from their `/metrics`, when `--worker-metrics` is given);
+//! - `lost`: unanswered events the pipeline did not count as expired (`unanswered -
+//!   expired_in_pipeline`; all unanswered events when the workers' metrics are not given);
 //! - `ordering_violations`: callbacks of a conversation arriving in another order than its
 //!   events were accepted (a callback for an earlier event after a later one was answered);
 //! - `events_per_s`: answered events per second of the measured window;
@@ -62,6 +66,10 @@ pub struct LoadReport {
     /// Callbacks that came after `expires`.
     pub late_answers: u64,
     /// Accepted events that never got any callback.
+    pub unanswered: u64,
+    /// Events the workers counted as expired (from their metrics, if given).
+    pub expired_in_pipeline: Option<u64>,
+    /// Unanswered events the pipeline did not count as expired.
     pub lost: u64,
     /// Events the ingress never accepted before their deadline.
     pub not_accepted: u64,
@@ -160,8 +168,13 @@ impl LoadReport {
             &mut out,
             "deadline misses",
             format!(
-                "{} (late answers {}, lost {})",
-                self.deadline_misses, self.late_answers, self.lost
+                "{} (late answers {}, unanswered {}, of which expired in the pipeline {}; lost {})",
+                self.deadline_misses,
+                self.late_answers,
+                self.unanswered,
+                self.expired_in_pipeline
+                    .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+                self.lost
             ),
         );
         line(&mut out, "ordering violations", self.ordering_violations);
