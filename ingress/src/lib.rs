@@ -41,6 +41,20 @@ pub enum StartError {
     Nats(#[from] shared::nats::ConnectError),
 }
 
+/// Listens with a backlog of 4096 (tokio's default is 1024): thousands of conversations
+/// reconnecting at once (after a network blip) must not overflow it.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// A bound, not yet serving ingress.
 pub struct Ingress {
     listener: TcpListener,
@@ -55,12 +69,10 @@ impl Ingress {
     /// not ready, while NATS is down).
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let config = Arc::new(config);
-        let listener = TcpListener::bind(config.http.addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.http.addr,
-                source,
-            })?;
+        let listener = bind(config.http.addr).map_err(|source| StartError::Bind {
+            addr: config.http.addr,
+            source,
+        })?;
         let client = shared::nats::connect(&config.nats, "yourlogic-ingress").await?;
         let publisher = Publisher::new(
             client.clone(),

@@ -4,6 +4,11 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches};
 use ingress::config::{Cli, Command};
 
+// Every event allocates many small buffers on several threads; mimalloc cut allocation time
+// (a quarter of the CPU per event with glibc malloc) markedly in our profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Subcommands first, from the raw matches: they do not need the serving configuration

@@ -322,30 +322,49 @@ impl Event {
     /// Errors name the offending field path (`trigger.type`, `turns[2].time`, ...) or the line
     /// and column of a JSON syntax error.
     pub fn from_json(body: &[u8]) -> Result<Event, EventError> {
-        // Syntax first, so broken JSON is reported as such even where a field also has the
-        // wrong type before the break.
-        serde_json::from_slice::<serde::de::IgnoredAny>(body)
-            .map_err(|err| EventError::Malformed(format!("body is not valid JSON: {err}")))?;
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(EventError::Invalid(
-                "invalid event: the body must be a JSON object".into(),
-            ));
+            // Not an object: broken JSON, or valid JSON of the wrong kind.
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Err(err) => EventError::Malformed(format!("body is not valid JSON: {err}")),
+                    Ok(_) => {
+                        EventError::Invalid("invalid event: the body must be a JSON object".into())
+                    }
+                },
+            );
         }
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let event: Event = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-                EventError::Malformed(format!("body is not valid JSON: {inner}"))
-            } else if path.is_empty() || path == "." {
-                EventError::Invalid(format!("invalid event: {inner}"))
-            } else {
-                EventError::Invalid(format!("invalid event at `{path}`: {inner}"))
+        let parsed: Result<Event, _> = serde_path_to_error::deserialize(&mut deserializer);
+        let event = match parsed {
+            Ok(event) => {
+                deserializer.end().map_err(|err| {
+                    EventError::Malformed(format!("body is not valid JSON: {err}"))
+                })?;
+                event
             }
-        })?;
-        deserializer
-            .end()
-            .map_err(|err| EventError::Malformed(format!("body is not valid JSON: {err}")))?;
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+                    return Err(EventError::Malformed(format!(
+                        "body is not valid JSON: {inner}"
+                    )));
+                }
+                // A type error can come before a syntax error further on: broken JSON is
+                // reported as such, so check the syntax before blaming a field (error path
+                // only; valid events are parsed once).
+                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    return Err(EventError::Malformed(format!(
+                        "body is not valid JSON: {syntax}"
+                    )));
+                }
+                return Err(if path.is_empty() || path == "." {
+                    EventError::Invalid(format!("invalid event: {inner}"))
+                } else {
+                    EventError::Invalid(format!("invalid event at `{path}`: {inner}"))
+                });
+            }
+        };
         event.validate()?;
         Ok(event)
     }

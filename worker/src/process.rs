@@ -217,23 +217,32 @@ impl Processor {
                     }
                 };
                 let answer = Answer::new(event.request_id, reply);
-                let pending = Record::Pending {
-                    answer: answer.clone(),
-                };
-                match self.answers_claim(&envelope, &pending).await {
-                    Err(outcome) => return outcome,
-                    Ok(Claim::Won) => (answer, outcome),
-                    // Another processing of this event (a redelivery racing a stuck first
-                    // attempt) recorded its answer first: send that one, never a second one.
-                    Ok(Claim::Taken(Record::Pending { answer })) => {
-                        tracing::info!("another processing recorded an answer first; sending it");
-                        let outcome = answered_outcome(&answer.reply);
-                        (answer, outcome)
-                    }
-                    Ok(Claim::Taken(Record::Delivered { .. })) => {
-                        metrics::counter!(names::ALREADY_ANSWERED).increment(1);
-                        tracing::info!("answered meanwhile by another processing; no callback");
-                        return Outcome::AlreadyAnswered;
+                // A deterministic logic's first decision needs no record: any other
+                // processing of this event decides the same answer. (A fallback after a
+                // failure is not deterministic: it is recorded.)
+                if delivery == 1 && outcome != Outcome::Failed && self.logic.deterministic() {
+                    (answer, outcome)
+                } else {
+                    let pending = Record::Pending {
+                        answer: answer.clone(),
+                    };
+                    match self.answers_claim(&envelope, &pending).await {
+                        Err(outcome) => return outcome,
+                        Ok(Claim::Won) => (answer, outcome),
+                        // Another processing of this event (a redelivery racing a stuck first
+                        // attempt) recorded its answer first: send that one, never a second one.
+                        Ok(Claim::Taken(Record::Pending { answer })) => {
+                            tracing::info!(
+                                "another processing recorded an answer first; sending it"
+                            );
+                            let outcome = answered_outcome(&answer.reply);
+                            (answer, outcome)
+                        }
+                        Ok(Claim::Taken(Record::Delivered { .. })) => {
+                            metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                            tracing::info!("answered meanwhile by another processing; no callback");
+                            return Outcome::AlreadyAnswered;
+                        }
                     }
                 }
             }
@@ -253,10 +262,15 @@ impl Processor {
                 let record = Record::Delivered {
                     status: delivered.status,
                 };
-                if let Err(err) = self.answers.put(envelope.request_id, &record).await {
-                    // The pending record stays: a redelivery would resend the same answer.
-                    tracing::warn!(error = %err, "could not mark the answer delivered");
-                }
+                // Not awaited: the event is acknowledged at once. Should this record be lost
+                // with a crash, a redelivery resends the same answer, never another one.
+                let answers = self.answers.clone();
+                let request_id = envelope.request_id;
+                tokio::spawn(async move {
+                    if let Err(err) = answers.put(request_id, &record).await {
+                        tracing::warn!(%request_id, error = %err, "could not mark the answer delivered");
+                    }
+                });
                 let end_to_end = (delivered.accepted_at - envelope.received_at)
                     .to_std()
                     .unwrap_or_default();

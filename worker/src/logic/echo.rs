@@ -13,6 +13,11 @@ pub struct EchoLogic;
 
 #[async_trait]
 impl Logic for EchoLogic {
+    /// The reply is a pure function of the event (state travels in `conversation.custom`).
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     async fn decide(&self, event: &Event, _context: &Context) -> Result<Reply, LogicError> {
         let from_customer = event.trigger.participant_type == Some(ParticipantType::Customer);
         if event.trigger.kind == TriggerType::Message && from_customer {

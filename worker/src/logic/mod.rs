@@ -59,4 +59,11 @@ pub enum LogicError {
 pub trait Logic: Send + Sync + 'static {
     /// Decides the reply to `event`. An empty [`Reply`] still resolves the request.
     async fn decide(&self, event: &Event, context: &Context) -> Result<Reply, LogicError>;
+
+    /// Whether the reply depends only on the event (no clock, randomness or outside service).
+    /// The worker then skips recording the answer before the callback on first deliveries: a
+    /// redelivery would compute the same answer anyway. Defaults to `false` (always recorded).
+    fn deterministic(&self) -> bool {
+        false
+    }
 }

@@ -219,6 +219,11 @@ impl PlaybookLogic {
 
 #[async_trait]
 impl Logic for PlaybookLogic {
+    /// The reply is a pure function of the event (state travels in `conversation.custom`).
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     async fn decide(&self, event: &Event, _context: &Context) -> Result<Reply, LogicError> {
         Ok(self.playbook.decide(event))
     }
