@@ -1,5 +1,4 @@
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use ingress::config::{Cli, Command};
@@ -17,29 +16,14 @@ async fn main() -> ExitCode {
     if matches.subcommand().is_some() {
         let Command::Healthcheck { url } =
             Command::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-        return match shared::health::probe(&url, Duration::from_secs(2)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(reason) => {
-                eprintln!("unhealthy: {reason}");
-                ExitCode::FAILURE
-            }
-        };
+        return shared::service::healthcheck(&url);
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     shared::telemetry::init_logging(cli.config.log.log_format);
-    let ingress = match ingress::Ingress::build(cli.config).await {
-        Ok(ingress) => ingress,
-        Err(err) => {
-            tracing::error!(error = %err, "ingress failed to start");
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+    match shared::service::started("ingress", ingress::Ingress::build(cli.config).await) {
+        Ok(ingress) => {
+            shared::service::finished("ingress", ingress.run(shared::shutdown::signal()).await)
         }
-    };
-    match ingress.run(shared::shutdown::signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "ingress failed");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }

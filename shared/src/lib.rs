@@ -11,6 +11,7 @@ pub mod health;
 pub mod nats;
 pub mod queue;
 pub mod secret;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tolerant;

@@ -106,9 +106,9 @@ fn token_comparison_accepts_exactly_the_configured_tokens_whatever_their_length(
 
 /// Optional, statistical: a mismatch in the first byte costs the same as one in the last byte.
 /// Ignored by default because timing on a shared machine is noisy; run it alone with
-/// `cargo nextest run -p yourlogic-tests --test secrets_and_auth --run-ignored only`.
+/// `scripts/timing-check.sh`.
 #[test]
-#[ignore = "statistical timing test; run manually on a quiet machine"]
+#[ignore = "statistical timing test: run by scripts/timing-check.sh on a quiet machine"]
 fn token_comparison_takes_the_same_time_wherever_the_tokens_differ() {
     let token = "s".repeat(64);
     let set: TokenSet = token.parse().expect("token");

@@ -1,5 +1,4 @@
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use worker::config::{Cli, Command};
@@ -26,33 +25,18 @@ async fn main() -> ExitCode {
         Ok(logic) => worker::Worker::build(cli.config, logic).await,
         Err(err) => Err(err),
     };
-    let worker = match started {
-        Ok(worker) => worker,
-        Err(err) => {
-            tracing::error!(error = %err, "worker failed to start");
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+    match shared::service::started("worker", started) {
+        Ok(worker) => {
+            shared::service::finished("worker", worker.run(shared::shutdown::signal()).await)
         }
-    };
-    match worker.run(shared::shutdown::signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "worker failed");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }
 
 /// Runs a subcommand to completion.
 fn run_command(command: Command) -> ExitCode {
     match command {
-        Command::Healthcheck { url } => match shared::health::probe(&url, Duration::from_secs(2)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(reason) => {
-                eprintln!("unhealthy: {reason}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Healthcheck { url } => shared::service::healthcheck(&url),
         Command::CheckPlaybook { file } => match worker::logic::playbook::Playbook::load(&file) {
             Ok(playbook) => {
                 println!("{}: valid playbook: {}", file.display(), playbook.summary());
