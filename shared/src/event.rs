@@ -333,6 +333,12 @@ impl Event {
                 },
             );
         }
+        // The fast path for valid events; the error is then worked out by the slower parse
+        // that tracks the path of the offending field.
+        if let Ok(event) = serde_json::from_slice::<Event>(body) {
+            event.validate()?;
+            return Ok(event);
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let parsed: Result<Event, _> = serde_path_to_error::deserialize(&mut deserializer);
         let event = match parsed {

@@ -1,6 +1,9 @@
 //! Connecting to NATS: authentication, TLS, endless reconnection and connection-state metrics.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use async_nats::{Client, ConnectOptions, ServerAddr};
+use chrono::{DateTime, Utc};
 
 use crate::config::NatsArgs;
 use crate::telemetry::names;
@@ -46,10 +49,12 @@ pub async fn connect(args: &NatsArgs, name: &str) -> Result<Client, ConnectError
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => {
+                    mark_connection_change();
                     metrics::gauge!(names::NATS_CONNECTED).set(1.0);
                     tracing::info!("connected to NATS");
                 }
                 async_nats::Event::Disconnected => {
+                    mark_connection_change();
                     metrics::gauge!(names::NATS_CONNECTED).set(0.0);
                     tracing::warn!("disconnected from NATS; reconnecting");
                 }
@@ -87,4 +92,20 @@ pub async fn connect(args: &NatsArgs, name: &str) -> Result<Client, ConnectError
 /// Whether the client is connected right now.
 pub fn is_connected(client: &Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// When this process's NATS connection last changed state (connected, lost), in milliseconds
+/// since the Unix epoch; 0 before the first connection.
+static CONNECTION_CHANGED_MS: AtomicI64 = AtomicI64::new(0);
+
+fn mark_connection_change() {
+    CONNECTION_CHANGED_MS.fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
+}
+
+/// When this process's NATS connection last connected or was lost (the Unix epoch before the
+/// first connection). Whatever NATS lost while this process was cut off from it (a restarted
+/// server forgets in-memory consumer progress) happened before this moment.
+pub fn connection_changed_at() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(CONNECTION_CHANGED_MS.load(Ordering::Relaxed))
+        .unwrap_or_default()
 }

@@ -434,3 +434,69 @@ async fn after_a_nats_restart_the_pipeline_recovers_by_itself() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_redelivered_after_nats_forgot_its_consumer_gets_the_same_answer_and_order_holds()
+-> Result<()> {
+    // Consumers keep their progress in memory: a single server that crashes forgets that the
+    // event was delivered (and its acknowledgement goes nowhere), and re-delivers it as if for
+    // the first time to the consumer the worker re-creates.
+    let nats = NatsServer::start().await?;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let _worker = worker(&nats.url(), &fake).await?;
+    // Salted CX takes its time to accept the answer; meanwhile NATS crashes and restarts.
+    fake.set_delay(Duration::from_secs(3));
+    let event = EventBuilder::message("conv-lost-ack", "hello").build();
+    let request_id = event["requestId"].as_str().unwrap_or_default().to_string();
+    poster.post(&event).await?;
+    fake.wait_for_request(&request_id, Duration::from_secs(10))
+        .await?;
+    nats.kill();
+    nats.restart().await?;
+    fake.set_delay(Duration::ZERO);
+
+    // The conversation goes on; its next event is answered after the redelivered one (same
+    // partition, in order).
+    let next = EventBuilder::message("conv-lost-ack", "next").build();
+    let next_id = next["requestId"].as_str().unwrap_or_default().to_string();
+    let accepted = testkit::wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            poster
+                .post(&next)
+                .await
+                .is_ok_and(|(status, _)| status == StatusCode::ACCEPTED)
+        },
+    )
+    .await;
+    assert!(
+        accepted,
+        "the ingress did not accept events after the restart"
+    );
+    fake.wait_for_request(&next_id, Duration::from_secs(20))
+        .await?;
+
+    let all = fake.callbacks();
+    let first = calls_for(&fake, &request_id);
+    assert!(
+        !first.is_empty() && first.len() <= 2,
+        "the first event must be answered, at most once more after the crash: {first:?}"
+    );
+    assert!(
+        first.iter().all(|c| c.body == first[0].body),
+        "a redelivery must send the same answer, never another one: {first:?}"
+    );
+    let last_first = all
+        .iter()
+        .rposition(|c| c.request_id.as_deref() == Some(request_id.as_str()));
+    let next_at = all
+        .iter()
+        .position(|c| c.request_id.as_deref() == Some(next_id.as_str()));
+    assert!(
+        last_first < next_at,
+        "the next event was answered before the redelivered one: {all:?}"
+    );
+    Ok(())
+}

@@ -41,6 +41,7 @@ pub enum Claim {
 #[derive(Clone)]
 pub struct Answers {
     store: kv::Store,
+    client: async_nats::Client,
 }
 
 /// The bucket could not be read or written.
@@ -49,9 +50,9 @@ pub struct Answers {
 pub struct AnswersError(String);
 
 impl Answers {
-    /// Wraps the KV store.
-    pub fn new(store: kv::Store) -> Self {
-        Self { store }
+    /// Wraps the KV store; `client` is the connection it belongs to.
+    pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
+        Self { store, client }
     }
 
     /// The record for `request_id`, if any, as the stream leader knows it.
@@ -99,13 +100,20 @@ impl Answers {
         }
     }
 
-    /// Stores `record` for `request_id`, replacing any record.
-    pub async fn put(&self, request_id: Uuid, record: &Record) -> Result<(), AnswersError> {
+    /// Sends `record` for `request_id` to the bucket, replacing any record, without waiting for
+    /// (or asking for) JetStream's confirmation: for records whose loss is tolerated (the
+    /// "delivered" mark, which only saves a redelivery from re-sending the same answer). The
+    /// error says only that it could not be handed to the connection.
+    pub async fn put_unconfirmed(
+        &self,
+        request_id: Uuid,
+        record: &Record,
+    ) -> Result<(), AnswersError> {
         let bytes = serde_json::to_vec(record).map_err(|e| AnswersError(e.to_string()))?;
-        self.store
-            .put(request_id.to_string(), Bytes::from(bytes))
+        let prefix = self.store.put_prefix.as_ref().unwrap_or(&self.store.prefix);
+        self.client
+            .publish(format!("{prefix}{request_id}"), Bytes::from(bytes))
             .await
-            .map(|_| ())
             .map_err(|e| AnswersError(e.to_string()))
     }
 }

@@ -215,7 +215,7 @@ async fn consume(
             topology::ensure_answers_bucket(&js, &config.topology).await
         };
         match setup.await {
-            Ok(store) => break answers::Answers::new(store),
+            Ok(store) => break answers::Answers::new(store, js.client()),
             Err(err) => {
                 tracing::warn!(error = %err, "NATS topology not ready; retrying");
                 tokio::select! {

@@ -120,7 +120,13 @@ impl Processor {
             }
         };
         let trigger = envelope.trigger.clone();
-        let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
+        let info = message.info().ok();
+        let delivery = info.as_ref().map_or(1, |i| i.delivered);
+        let first_delivery = is_first_delivery(
+            delivery,
+            info.as_ref().map(|i| i.published.unix_timestamp_nanos()),
+            shared::nats::connection_changed_at(),
+        );
         if delivery > 1 {
             metrics::counter!(names::REDELIVERIES).increment(1);
         }
@@ -174,7 +180,7 @@ impl Processor {
         // At most one answer per requestId, whatever happened before. On a first delivery
         // there can be no record: JetStream de-duplicates a requestId for as long as records
         // live (the duplicate window), so the look-up is needed only for redeliveries.
-        let previous = if delivery > 1 {
+        let previous = if !first_delivery {
             match self.answers_get(&envelope).await {
                 Ok(previous) => previous,
                 Err(outcome) => return outcome,
@@ -220,7 +226,7 @@ impl Processor {
                 // A deterministic logic's first decision needs no record: any other
                 // processing of this event decides the same answer. (A fallback after a
                 // failure is not deterministic: it is recorded.)
-                if delivery == 1 && outcome != Outcome::Failed && self.logic.deterministic() {
+                if first_delivery && outcome != Outcome::Failed && self.logic.deterministic() {
                     (answer, outcome)
                 } else {
                     let pending = Record::Pending {
@@ -262,15 +268,16 @@ impl Processor {
                 let record = Record::Delivered {
                     status: delivered.status,
                 };
-                // Not awaited: the event is acknowledged at once. Should this record be lost
-                // with a crash, a redelivery resends the same answer, never another one.
-                let answers = self.answers.clone();
-                let request_id = envelope.request_id;
-                tokio::spawn(async move {
-                    if let Err(err) = answers.put(request_id, &record).await {
-                        tracing::warn!(%request_id, error = %err, "could not mark the answer delivered");
-                    }
-                });
+                // Not confirmed (no round trip before the acknowledgement). Should this record
+                // be lost (a crash, NATS restarting) while the acknowledgement is lost too, the
+                // redelivered event is answered again with the same answer, never another one.
+                if let Err(err) = self
+                    .answers
+                    .put_unconfirmed(envelope.request_id, &record)
+                    .await
+                {
+                    tracing::warn!(error = %err, "could not mark the answer delivered");
+                }
                 let end_to_end = (delivered.accepted_at - envelope.received_at)
                     .to_std()
                     .unwrap_or_default();
@@ -444,6 +451,28 @@ fn fallback_reply(event: &Event, error: &str) -> Reply {
     ])
 }
 
+/// How far the NATS servers' clocks may be behind this worker's.
+const NATS_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Whether this is certainly the event's first delivery to any worker. JetStream's delivery
+/// count says so, unless the consumer's progress was lost meanwhile: consumers keep it in memory,
+/// and a single NATS server that restarts forgets it, re-delivering unacknowledged events as if
+/// for the first time. That can only have happened while this worker was cut off from NATS, so
+/// an event published before the connection last changed (allowing for clock skew) counts as
+/// possibly redelivered: its answer record is looked up and its answer recorded.
+fn is_first_delivery(
+    delivery: i64,
+    published_unix_nanos: Option<i128>,
+    connection_changed_at: chrono::DateTime<Utc>,
+) -> bool {
+    let Some(published) = published_unix_nanos.and_then(|n| i64::try_from(n).ok()) else {
+        return false;
+    };
+    delivery == 1
+        && chrono::DateTime::from_timestamp_nanos(published)
+            > connection_changed_at + NATS_CLOCK_SKEW
+}
+
 fn count(trigger: &str, outcome: Outcome) -> Outcome {
     if let Some(label) = outcome.label() {
         let trigger = if trigger.is_empty() {
@@ -510,5 +539,36 @@ async fn with_progress<F: std::future::Future<Output = Outcome>>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nanos(at: chrono::DateTime<Utc>) -> Option<i128> {
+        at.timestamp_nanos_opt().map(i128::from)
+    }
+
+    #[test]
+    fn first_delivery_needs_a_delivery_count_of_one_and_a_fresh_event() {
+        let connected = Utc::now() - chrono::Duration::minutes(10);
+        let fresh = nanos(Utc::now());
+        assert!(is_first_delivery(1, fresh, connected));
+        assert!(!is_first_delivery(2, fresh, connected));
+        // Unknown publication time: assume the worst.
+        assert!(!is_first_delivery(1, None, connected));
+    }
+
+    #[test]
+    fn events_published_before_a_reconnection_count_as_possibly_redelivered() {
+        let changed = Utc::now();
+        let before = nanos(changed - chrono::Duration::seconds(30));
+        assert!(!is_first_delivery(1, before, changed));
+        // Within the clock-skew allowance after the change: still treated with care.
+        let just_after = nanos(changed + chrono::Duration::seconds(2));
+        assert!(!is_first_delivery(1, just_after, changed));
+        let well_after = nanos(changed + chrono::Duration::seconds(6));
+        assert!(is_first_delivery(1, well_after, changed));
     }
 }

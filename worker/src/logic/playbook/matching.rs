@@ -86,16 +86,23 @@ pub fn same_word(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    if a.chars().chain(b.chars()).any(|c| c.is_ascii_digit()) {
+    if a.bytes().chain(b.bytes()).any(|c| c.is_ascii_digit()) {
         return false;
     }
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let (short, long) = if a.len() <= b.len() {
-        (&a, &b)
+    // Compared letter by letter: bytes are letters for ASCII words (most of them), which saves
+    // an allocation per comparison on the hot path.
+    if a.is_ascii() && b.is_ascii() {
+        similar(a.as_bytes(), b.as_bytes())
     } else {
-        (&b, &a)
-    };
-    if short.len() < 4 {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        similar(&a, &b)
+    }
+}
+
+/// [`same_word`] on letters: a long enough shared stem, or one typo in a long enough word.
+fn similar<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.len() < 4 || long.len() - short.len() > 3 {
         return false;
     }
     let prefix = short
@@ -103,14 +110,14 @@ pub fn same_word(a: &str, b: &str) -> bool {
         .zip(long.iter())
         .take_while(|(x, y)| x == y)
         .count();
-    if prefix >= 4 && prefix * 4 >= short.len() * 3 && long.len() - short.len() <= 3 {
+    if prefix >= 4 && prefix * 4 >= short.len() * 3 {
         return true;
     }
     short.len() >= 6 && within_one_edit(short, long)
 }
 
 /// Optimal string alignment distance <= 1 (one insertion, deletion, substitution or swap).
-fn within_one_edit(short: &[char], long: &[char]) -> bool {
+fn within_one_edit<T: PartialEq>(short: &[T], long: &[T]) -> bool {
     if long.len() - short.len() > 1 {
         return false;
     }
