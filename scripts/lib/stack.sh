@@ -4,6 +4,7 @@
 #
 # The caller sets REPO (repository root) and RUN_DIR (logs, pid files, JetStream store) and
 # calls `stack_trap` once, so every process started here is stopped on exit or Ctrl-C.
+# STACK_BIN_DIR (default REPO/target/release) is where the ingress and worker binaries are.
 
 STACK_PIDS=()
 STACK_NAMES=()
@@ -97,7 +98,7 @@ stack_wait_ready() {
             tail -n 20 "${RUN_DIR}/${name}.log" >&2
             return 1
         fi
-        if "${REPO}/target/release/ingress" healthcheck --url "$url" >/dev/null 2>&1; then
+        if "${STACK_BIN_DIR:-${REPO}/target/release}/ingress" healthcheck --url "$url" >/dev/null 2>&1; then
             return 0
         fi
         sleep 0.2
@@ -119,12 +120,12 @@ stack_start_pipeline() {
     stack_require_ports "$nats_port" "$ingress_port" "$@"
     stack_start nats "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$nats_port"
     export NATS_URL="nats://127.0.0.1:${nats_port}"
-    stack_start ingress env INGRESS_ADDR="127.0.0.1:${ingress_port}" "${REPO}/target/release/ingress"
+    stack_start ingress env INGRESS_ADDR="127.0.0.1:${ingress_port}" "${STACK_BIN_DIR:-${REPO}/target/release}/ingress"
     local i=0 port
     for port in "$@"; do
         i=$((i + 1))
         stack_start "worker-$i" env WORKER_ADDR="127.0.0.1:${port}" \
-            SALTEDCX_API_URL="http://127.0.0.1:${sim_port}" "${REPO}/target/release/worker"
+            SALTEDCX_API_URL="http://127.0.0.1:${sim_port}" "${STACK_BIN_DIR:-${REPO}/target/release}/worker"
     done
     stack_wait_ready ingress "http://127.0.0.1:${ingress_port}/readyz" 60
     i=0

@@ -231,7 +231,7 @@ async fn can_place_stream(addrs: Vec<ServerAddr>, replicas: usize) -> Result<()>
 }
 
 async fn account_answers(url: String) -> Result<()> {
-    let mut js = jetstream::new(connect_once(&url).await?);
+    let mut js = jetstream::new(connect_once(&url, None).await?);
     js.set_timeout(Duration::from_secs(2));
     js.query_account()
         .await

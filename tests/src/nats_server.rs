@@ -27,6 +27,8 @@ pub struct NatsOptions {
     pub monitoring: bool,
     /// Extra command-line arguments passed to `nats-server` as they are.
     pub extra_args: Vec<String>,
+    /// Require this token from every client (`--auth`); the test's own connections use it.
+    pub token: Option<String>,
 }
 
 /// A running `nats-server -js` on `127.0.0.1:<port>`, owned by the test.
@@ -34,6 +36,7 @@ pub struct NatsServer {
     // Field order matters: the process is killed before its temp dir is removed.
     process: ServerProcess,
     monitor_port: Option<u16>,
+    token: Option<String>,
     store_dir: PathBuf,
     _dir: TempDir,
 }
@@ -85,6 +88,9 @@ impl NatsServer {
         } else {
             None
         };
+        if let Some(token) = &options.token {
+            args.extend(["--auth".into(), token.into()]);
+        }
         args.extend(options.extra_args.iter().map(OsString::from));
         let log_path = dir.path().join("nats-server.log");
         let process = ServerProcess::new(format!("nats-server :{port}"), args, port, log_path)?;
@@ -92,6 +98,7 @@ impl NatsServer {
         Ok(NatsServer {
             process,
             monitor_port,
+            token: options.token.clone(),
             store_dir,
             _dir: dir,
         })
@@ -103,8 +110,9 @@ impl NatsServer {
         self.process.wait_accepting(deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
         let url = self.url();
+        let token = self.token.as_deref();
         retry_until_ok(left, Duration::from_millis(50), "JetStream ready", || {
-            jetstream_answers(&url)
+            jetstream_answers(&url, token)
         })
         .await
         .with_context(|| self.process.log_report())
@@ -142,7 +150,7 @@ impl NatsServer {
 
     /// A client connected to this server (fails fast if it is down).
     pub async fn connect(&self) -> Result<async_nats::Client> {
-        connect_once(&self.url()).await
+        connect_once(&self.url(), self.token.as_deref()).await
     }
 
     /// A JetStream context on a fresh client connected to this server.
@@ -173,17 +181,21 @@ impl NatsServer {
 }
 
 /// A client connection attempt that does not retry, so readiness polling stays responsive.
-pub(crate) async fn connect_once(url: &str) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(1))
+pub(crate) async fn connect_once(url: &str, token: Option<&str>) -> Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1));
+    let options = match token {
+        Some(token) => options.token(token.to_string()),
+        None => options,
+    };
+    options
         .connect(url)
         .await
         .with_context(|| format!("connecting to {url}"))
 }
 
 /// Whether JetStream on `url` answers an account query.
-async fn jetstream_answers(url: &str) -> Result<()> {
-    let client = connect_once(url).await?;
+async fn jetstream_answers(url: &str, token: Option<&str>) -> Result<()> {
+    let client = connect_once(url, token).await?;
     let js = jetstream::new(client);
     match tokio::time::timeout(Duration::from_secs(2), js.query_account()).await {
         Ok(Ok(_)) => Ok(()),

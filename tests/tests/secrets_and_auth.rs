@@ -1,7 +1,7 @@
 //! Secrets and authentication: the Salted CX token is compared exactly and in constant time,
 //! rotates with two tokens (both accepted inbound, callbacks signed with the first), and never
 //! shows in logs (the real binaries at debug level), metrics or responses; NATS credentials
-//! (user and password, TLS with a private CA) work, and wrong ones leave the services unready
+//! (user and password, token, TLS with a private CA) work, and wrong ones leave the services unready
 //! instead of half-working.
 //!
 //! The TLS material in `tests/fixtures/tls/` was made with
@@ -49,6 +49,7 @@ async fn nats_with_auth(dir: &tempfile::TempDir) -> Result<NatsServer> {
     NatsServer::start_with(NatsOptions {
         monitoring: true,
         extra_args: vec!["-c".into(), config.display().to_string()],
+        ..Default::default()
     })
     .await
 }
@@ -391,5 +392,55 @@ async fn services_use_nats_user_password_and_tls_and_stay_unready_with_wrong_cre
     })
     .await?;
     assert!(stays_unready(&untrusting, Duration::from_secs(3)).await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_use_a_nats_token_and_stay_unready_with_a_wrong_one() -> Result<()> {
+    const NATS_TOKEN: &str = "nats-token-5d8e1a";
+    let nats = NatsServer::start_with(NatsOptions {
+        token: Some(NATS_TOKEN.into()),
+        ..Default::default()
+    })
+    .await?;
+    let fake = FakeSaltedCx::start(stack::TOKEN).await?;
+    let with_token = |nats: &mut shared::config::NatsArgs, token: &str| {
+        nats.nats_token = Some(Secret::new(token));
+    };
+
+    let ingress =
+        stack::start_ingress(&nats.url(), |c| with_token(&mut c.nats, NATS_TOKEN)).await?;
+    stack::wait_ready(&ingress, READY).await?;
+    let worker = stack::start_worker(
+        &nats.url(),
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |c| with_token(&mut c.nats, NATS_TOKEN),
+    )
+    .await?;
+    stack::wait_ready(&worker, READY).await?;
+    let event = EventBuilder::message("conv-token", "hi").build();
+    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
+    fake.wait_for_request(
+        event["requestId"].as_str().unwrap_or_default(),
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // A wrong token, or none: never ready, and events are refused with 503 (never 2xx).
+    let wrong = stack::start_ingress(&nats.url(), |c| with_token(&mut c.nats, "wrong")).await?;
+    let missing = stack::start_worker(
+        &nats.url(),
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |_| {},
+    )
+    .await?;
+    assert!(stays_unready(&wrong, Duration::from_secs(3)).await);
+    assert!(stays_unready(&missing, Duration::from_secs(1)).await);
+    let (status, body) = Poster::new(&wrong.url())
+        .post(&EventBuilder::message("conv-token", "no").build())
+        .await?;
+    assert_eq!(status, 503, "{body}");
     Ok(())
 }

@@ -295,6 +295,7 @@ async fn with_sync_always_acknowledged_events_survive_a_kill_9_of_a_single_nats_
     let nats = NatsServer::start_with(NatsOptions {
         monitoring: false,
         extra_args: vec!["-c".into(), config.display().to_string()],
+        ..Default::default()
     })
     .await?;
     let audit = kill_nats_right_after_acknowledging(&nats, "NATS_KILL9_SYNC").await?;

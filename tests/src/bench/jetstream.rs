@@ -108,6 +108,8 @@ pub async fn run(options: &JetStreamOptions) -> Result<JetStreamReport> {
             },
             ack_policy: consumer::AckPolicy::Explicit,
             max_ack_pending: if options.ordered { 1 } else { 20_000 },
+            // Progress in memory, as the pipeline's consumers keep it.
+            memory_storage: true,
             ..Default::default()
         };
         let consumer = stream
