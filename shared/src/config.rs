@@ -99,8 +99,10 @@ pub struct TopologyArgs {
     /// Largest size of the event stream in bytes; new events are refused (503) beyond it.
     #[arg(long, env = "STREAM_MAX_BYTES", default_value_t = 1 << 30)]
     pub stream_max_bytes: i64,
-    /// Window within which a repeated requestId is recognised as a duplicate.
-    #[arg(long, env = "DUPLICATE_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    /// Window within which a repeated requestId is recognised as a duplicate: it must exceed
+    /// how long Salted CX may resend an event (its budget). NATS keeps an entry per event for
+    /// this long, so its memory grows with window × event rate.
+    #[arg(long, env = "DUPLICATE_WINDOW", default_value = "2m", value_parser = parse_duration)]
     pub duplicate_window: Duration,
     /// How long the record of an answer is kept (at-most-once answering across redeliveries);
     /// must exceed the longest event budget, since a redelivery after the deadline is dropped.
@@ -119,7 +121,7 @@ impl Default for TopologyArgs {
             stream_replicas: 1,
             stream_max_age: Duration::from_secs(3600),
             stream_max_bytes: 1 << 30,
-            duplicate_window: Duration::from_secs(600),
+            duplicate_window: Duration::from_secs(120),
             answers_ttl: Duration::from_secs(120),
             answers_max_bytes: 1 << 30,
         }

@@ -201,6 +201,30 @@ pub async fn jetstream_for(urls: &str) -> Result<jetstream::Context> {
 
 /// The sum of the samples of `name` whose labels include every pair of `labels`, read from a
 /// `/metrics` page at `url`; 0 if the page cannot be read.
+/// Waits (up to `timeout`, with a 1 s grace) until every event acknowledged in `ledger` has
+/// settled, then audits the run against the fake's callbacks, the dead letters in `js` and the
+/// events the worker at `worker_url` counted as expired for `trigger`. Returns whether every
+/// event settled, and the audit.
+pub async fn settle_and_audit(
+    fake: &crate::FakeSaltedCx,
+    ledger: &[Posted],
+    js: &jetstream::Context,
+    worker_url: &str,
+    trigger: &str,
+    timeout: Duration,
+) -> Result<(bool, Audit)> {
+    let settled = wait_settled(fake, ledger, Duration::from_secs(1), timeout).await;
+    let dead = dead_letters(js).await?;
+    let expired = metric_at(
+        worker_url,
+        "yourlogic_events_processed_total",
+        &[("trigger", trigger), ("outcome", "expired")],
+    )
+    .await;
+    let audit = audit(ledger, &fake.callbacks(), &dead, Some(expired as u64));
+    Ok((settled, audit))
+}
+
 pub async fn metric_at(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let page = match reqwest::get(format!("{url}/metrics")).await {
         Ok(response) => response.text().await.unwrap_or_default(),

@@ -83,21 +83,15 @@ async fn a_flapping_salted_cx_gets_every_answer_once_within_the_deadline_under_l
     let ledger = faults::run_load(Poster::new(&ingress.url()), spec, Ledger::default())
         .await?
         .snapshot();
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &fake,
         &ledger,
-        Duration::from_secs(1),
+        &nats.jetstream().await?,
+        &workers[0].url(),
+        "OTHER",
         Duration::from_secs(30),
     )
-    .await;
-    let dead = faults::dead_letters(&nats.jetstream().await?).await?;
-    let expired = faults::metric_at(
-        &workers[0].url(),
-        "yourlogic_events_processed_total",
-        &[("trigger", "OTHER"), ("outcome", "expired")],
-    )
-    .await;
-    let audit = faults::audit(&ledger, &fake.callbacks(), &dead, Some(expired as u64));
+    .await?;
     let calls = fake.callbacks().len();
     let late = calls_after_expiry(&ledger, &fake);
     println!(

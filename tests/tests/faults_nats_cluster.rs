@@ -82,21 +82,15 @@ async fn wait_replicas_current(stack: &Stack) -> Result<Duration> {
 
 /// Audits the run: settles, reads dead letters and the expiry counter, prints the figures.
 async fn audit(stack: &Stack, ledger: &[faults::Posted], trigger: &str) -> Result<faults::Audit> {
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &stack.fake,
         ledger,
-        Duration::from_secs(1),
+        &stack.js,
+        &stack.workers[0].url(),
+        trigger,
         Duration::from_secs(40),
     )
-    .await;
-    let dead = faults::dead_letters(&stack.js).await?;
-    let expired = faults::metric_at(
-        &stack.workers[0].url(),
-        "yourlogic_events_processed_total",
-        &[("trigger", trigger), ("outcome", "expired")],
-    )
-    .await;
-    let audit = faults::audit(ledger, &stack.fake.callbacks(), &dead, Some(expired as u64));
+    .await?;
     anyhow::ensure!(settled, "not every acknowledged event settled: {audit}");
     Ok(audit)
 }

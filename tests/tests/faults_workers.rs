@@ -114,23 +114,16 @@ async fn workers_killed_at_random_under_load_lose_nothing_and_keep_conversation_
         workers.push(start_worker(&nats.url(), &fake, logic.clone()).await?);
     }
     let ledger = load.await??.snapshot();
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &fake,
         &ledger,
-        Duration::from_secs(1),
+        &nats.jetstream().await?,
+        &workers[0].url(),
+        "OTHER",
         Duration::from_secs(40),
     )
-    .await;
-
+    .await?;
     let callbacks = fake.callbacks();
-    let dead = faults::dead_letters(&nats.jetstream().await?).await?;
-    let expired = faults::metric_at(
-        &workers[0].url(),
-        "yourlogic_events_processed_total",
-        &[("trigger", "OTHER"), ("outcome", "expired")],
-    )
-    .await;
-    let audit = faults::audit(&ledger, &callbacks, &dead, Some(expired as u64));
     let takeovers = takeover_times(&kills, &ledger, &callbacks);
     println!(
         "random kill -9 of workers ({} kills, ack_wait {ACK_WAIT:?}): {audit}; take-over per \
@@ -189,22 +182,15 @@ async fn scaling_workers_from_one_to_four_and_back_under_load_loses_nothing() ->
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let ledger = load.await??.snapshot();
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &fake,
         &ledger,
-        Duration::from_secs(1),
+        &nats.jetstream().await?,
+        &workers[0].url(),
+        "OTHER",
         Duration::from_secs(40),
     )
-    .await;
-
-    let dead = faults::dead_letters(&nats.jetstream().await?).await?;
-    let expired = faults::metric_at(
-        &workers[0].url(),
-        "yourlogic_events_processed_total",
-        &[("trigger", "OTHER"), ("outcome", "expired")],
-    )
-    .await;
-    let audit = faults::audit(&ledger, &fake.callbacks(), &dead, Some(expired as u64));
+    .await?;
     println!("scaling 1 -> 4 -> 1 under load: {audit}; graceful stops took {stop_times:?}");
     assert!(settled, "not settled: {audit}");
     assert!(audit.is_clean(), "{audit}");

@@ -62,16 +62,15 @@ async fn a_worker_stopped_gracefully_under_load_finishes_its_events_and_none_is_
     let stop_took = started.elapsed();
 
     let ledger = load.await??.snapshot();
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &fake,
         &ledger,
-        Duration::from_secs(1),
+        &nats.jetstream().await?,
+        &survivor.url(),
+        "GRACEFUL_STOP",
         Duration::from_secs(30),
     )
-    .await;
-    let dead = faults::dead_letters(&nats.jetstream().await?).await?;
-    let counted = expired(&survivor, "GRACEFUL_STOP").await;
-    let audit = faults::audit(&ledger, &fake.callbacks(), &dead, Some(counted));
+    .await?;
     println!(
         "graceful worker stop with ~{in_flight} events in flight (both workers) took {stop_took:?}: \
          {audit}; logic ran {} times",
@@ -137,16 +136,15 @@ async fn the_real_binaries_exit_0_promptly_on_sigterm_under_load_and_lose_nothin
     let ingress_took = started.elapsed();
 
     let ledger = load.await??.snapshot();
-    let settled = faults::wait_settled(
+    let (settled, audit) = faults::settle_and_audit(
         &fake,
         &ledger,
-        Duration::from_secs(1),
+        &nats.jetstream().await?,
+        &survivor.url(),
+        "SIGTERM_LOAD",
         Duration::from_secs(30),
     )
-    .await;
-    let dead = faults::dead_letters(&nats.jetstream().await?).await?;
-    let counted = expired(&survivor, "SIGTERM_LOAD").await;
-    let audit = faults::audit(&ledger, &fake.callbacks(), &dead, Some(counted));
+    .await?;
     println!(
         "SIGTERM under load: worker exited {worker_status} after {worker_took:?}, ingress exited \
          {ingress_status} after {ingress_took:?} ({acknowledged_before} events acknowledged before \

@@ -79,7 +79,7 @@ pub async fn run(options: &JetStreamOptions) -> Result<JetStreamReport> {
             retention: stream::RetentionPolicy::WorkQueue,
             max_bytes: 1 << 30,
             max_age: Duration::from_secs(3600),
-            duplicate_window: Duration::from_secs(600),
+            duplicate_window: Duration::from_secs(120), // the pipeline's default DUPLICATE_WINDOW
             ..Default::default()
         })
         .await
