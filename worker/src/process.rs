@@ -162,8 +162,9 @@ impl Processor {
         if budget > self.answers_ttl {
             tracing::warn!(?budget, answers_ttl = ?self.answers_ttl, "event budget exceeds ANSWERS_TTL; raise it");
         }
+        // Shared with the logic's task without copying the event.
         let event = match Event::from_json(&message.payload) {
-            Ok(event) => event,
+            Ok(event) => Arc::new(event),
             Err(err) => {
                 return self
                     .dead_letter(
@@ -322,7 +323,7 @@ impl Processor {
     /// Runs the logic with the time left, catching panics.
     async fn decide(
         &self,
-        event: &Event,
+        event: &Arc<Event>,
         envelope: &Envelope,
         message: &jetstream::Message,
         delivery: i64,
@@ -339,7 +340,7 @@ impl Processor {
             shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), Utc::now());
         let budget = remaining - FALLBACK_RESERVE.min(remaining / 2);
         let logic = self.logic.clone();
-        let owned_event = event.clone();
+        let owned_event = Arc::clone(event);
         let started = Instant::now();
         let task = tokio::spawn(async move { logic.decide(&owned_event, &context).await });
         let abort = task.abort_handle();
