@@ -201,11 +201,11 @@ pub fn consumer_config(partition: u16, ack_wait: Duration) -> consumer::pull::Co
         max_waiting: 4096,
         // The consumer's progress (delivered and acknowledged sequences) is kept in memory,
         // replicated like the stream in a cluster, instead of being rewritten to a file ten times
-        // a second per partition (a third of NATS's CPU under load). The events themselves stay
+        // a second per partition (about a quarter of NATS's CPU under load). The events stay
         // on disk: the stream is a work queue, so an acknowledged event is deleted from it, and a
         // consumer that lost its progress (a restarted single server) is re-created by the
         // workers and delivers what remains. A redelivery that then looks like a first delivery
-        // is recognised by its age (see the worker's `process` module).
+        // is recognised by when it was published (see the worker's `process` module).
         memory_storage: true,
         ..Default::default()
     }

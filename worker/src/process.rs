@@ -452,7 +452,8 @@ fn fallback_reply(event: &Event, error: &str) -> Reply {
     ])
 }
 
-/// How far the NATS servers' clocks may be behind this worker's.
+/// How far the NATS servers' clocks may be ahead of this worker's (an event published just
+/// before the connection changed must not look published after it).
 const NATS_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
 
 /// Whether this is certainly the event's first delivery to any worker. JetStream's delivery
