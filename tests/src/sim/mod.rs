@@ -41,20 +41,19 @@ use report::LoadReport;
 use server::CallbackServer;
 use stats::{Stats, get};
 
+/// The bearer token and the callback API the workers answer to, listening on `endpoint`.
+async fn start_callbacks(endpoint: &config::Endpoint) -> Result<(String, Arc<CallbackServer>)> {
+    let token = endpoint.token();
+    let server =
+        CallbackServer::start(endpoint.listen, &token, conversation::ACCOUNT_ID, false).await?;
+    Ok((token, Arc::new(server)))
+}
+
 /// Runs the command line's command.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => {
-            let token = args.endpoint.token();
-            let server = Arc::new(
-                CallbackServer::start(
-                    args.endpoint.listen,
-                    &token,
-                    conversation::ACCOUNT_ID,
-                    false,
-                )
-                .await?,
-            );
+            let (token, server) = start_callbacks(&args.endpoint).await?;
             let options = demo::DemoOptions {
                 ingress_url: args.target.ingress_url,
                 token,
@@ -67,16 +66,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let token = args.endpoint.token();
-            let server = Arc::new(
-                CallbackServer::start(
-                    args.endpoint.listen,
-                    &token,
-                    conversation::ACCOUNT_ID,
-                    false,
-                )
-                .await?,
-            );
+            let (token, server) = start_callbacks(&args.endpoint).await?;
             let options = load::LoadOptions {
                 ingress_url: args.target.ingress_url,
                 token,
