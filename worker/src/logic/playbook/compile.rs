@@ -6,11 +6,13 @@ use std::collections::{HashMap, HashSet};
 
 use shared::tolerant::normalise;
 
-use super::format::PlaybookFile;
+use super::format::{AfterAgent, PlaybookFile};
 use super::matching::{EntryPatterns, Filler};
 use super::state::URL_CHARS;
 use super::validate::Checker;
-use super::{Closing, Entry, FileRule, Hook, HookOn, MimePattern, Playbook, Reaction, Texts};
+use super::{
+    AgentOutcome, Closing, Entry, FileRule, Hook, HookOn, MimePattern, Playbook, Reaction, Texts,
+};
 
 /// Placeholders each kind of text may use.
 const NONE: &[&str] = &[];
@@ -18,6 +20,7 @@ const NOTE: &[&str] = &["reason", "request", "last", "url"];
 const ASSIST: &[&str] = &["id", "answer"];
 const ACTION: &[&str] = &["action"];
 const FILE: &[&str] = &["name", "mime"];
+const OUTCOME: &[&str] = &["outcome", "reason"];
 
 impl Checker<'_> {
     /// Checks `file` and builds the playbook; problems are collected in the checker (the
@@ -92,6 +95,7 @@ impl Checker<'_> {
             goodbye: self.optional(&cl.goodbye, "closing.goodbye", NONE),
         });
 
+        let agent_outcomes = self.agent_outcomes(&file);
         let (knowledge, patterns) = self.knowledge(&file, &filler);
         let actions = self.actions(&file);
         let files = self.files(&file);
@@ -106,6 +110,7 @@ impl Checker<'_> {
             after_misunderstandings: u8::try_from(after).unwrap_or(0),
             negative_reviews,
             closing,
+            agent_outcomes,
             knowledge,
             patterns,
             actions,
@@ -223,6 +228,44 @@ impl Checker<'_> {
                 message,
                 note,
             });
+        }
+        rules
+    }
+
+    fn agent_outcomes(&mut self, file: &PlaybookFile) -> HashMap<String, AgentOutcome> {
+        let mut rules = HashMap::new();
+        for (i, rule) in file.agent_outcomes.iter().enumerate() {
+            let path = format!("agent_outcomes[{i}]");
+            let then = *rule.then.get_ref();
+            if then == AfterAgent::Closing && file.closing.is_none() {
+                self.report(
+                    rule.then.span(),
+                    format!("`{path}.then = \"closing\"` needs a `[closing]` table"),
+                );
+            }
+            let compiled = AgentOutcome {
+                then,
+                message: self.optional(&rule.message, &format!("{path}.message"), NONE),
+                note: self.optional(&rule.note, &format!("{path}.note"), OUTCOME),
+            };
+            if rule.outcomes.get_ref().is_empty() {
+                self.report(
+                    rule.outcomes.span(),
+                    format!("`{path}.outcomes` is empty; list the `outcomeType` values it is for"),
+                );
+            }
+            for outcome in rule.outcomes.get_ref() {
+                let name = self.text(outcome, &format!("{path}.outcomes"), NONE);
+                if rules.insert(normalise(&name), compiled.clone()).is_some() {
+                    self.report(
+                        outcome.span(),
+                        format!(
+                            "outcome `{}` is listed twice in `agent_outcomes`",
+                            name.trim()
+                        ),
+                    );
+                }
+            }
         }
         rules
     }

@@ -13,7 +13,7 @@ use shared::event::{EngagementType, Event, ParticipantType, Status, TriggerType}
 use shared::tolerant::normalise;
 
 use super::Playbook;
-use super::format::{DuringAgent, HookOn};
+use super::format::{AfterAgent, DuringAgent, HookOn};
 use super::matching::Words;
 use super::state::{self, Phase, State};
 use super::validate::fill;
@@ -92,7 +92,7 @@ impl Turn<'_> {
     }
 
     /// Whether a human agent's engagement (other than `except`) is in progress.
-    pub fn human_engaged_except(&self, except: Option<&str>) -> bool {
+    fn human_engaged_except(&self, except: Option<&str>) -> bool {
         self.event.engagements.iter().any(|e| {
             matches!(
                 e.kind,
@@ -102,9 +102,19 @@ impl Turn<'_> {
         })
     }
 
-    /// Whether a human agent is engaged right now.
+    /// Whether a human agent is engaged right now (the engagement this event reports as
+    /// completed no longer counts, whatever its listed status).
     pub fn human_engaged(&self) -> bool {
-        self.human_engaged_except(None)
+        let completed = match self.event.trigger.kind {
+            TriggerType::EngagementCompleted => self
+                .event
+                .trigger
+                .engagement
+                .as_ref()
+                .and_then(|e| e.pid.as_deref()),
+            _ => None,
+        };
+        self.human_engaged_except(completed)
     }
 
     /// Whether the bot escalated and the conversation still needs help (not yet answered by an
@@ -262,18 +272,46 @@ impl Turn<'_> {
             completed.and_then(|e| e.kind.as_ref()),
             None | Some(EngagementType::Agent | EngagementType::ExternalAgent)
         );
-        let pid = completed.and_then(|e| e.pid.as_deref());
-        if !human || self.human_engaged_except(pid) {
+        if !human || self.human_engaged() {
             return;
         }
         self.state.misses = 0;
-        match &self.playbook.closing {
-            Some(closing) => {
+        let outcome = completed
+            .and_then(|e| e.outcome_type.as_deref())
+            .unwrap_or_default();
+        let then = match self.playbook.agent_outcomes.get(&normalise(outcome)) {
+            Some(rule) => {
+                self.say(rule.message.as_deref());
+                if let Some(note) = &rule.note {
+                    let reason = completed.and_then(|e| e.reason.as_deref()).unwrap_or("-");
+                    self.note(Some(&fill(
+                        note,
+                        &[("outcome", outcome.trim()), ("reason", reason)],
+                    )));
+                }
+                rule.then
+            }
+            None => AfterAgent::Closing,
+        };
+        match (then, &self.playbook.closing) {
+            (AfterAgent::Closing, Some(closing)) => {
                 let question = closing.question.clone();
                 self.say(Some(&question));
                 self.state.phase = Phase::Closing;
             }
-            None => self.state.phase = Phase::Answering,
+            (AfterAgent::Closing | AfterAgent::Answer, _) => self.state.phase = Phase::Answering,
+            (AfterAgent::Escalate, _) => {
+                // The agent who was asked for has left: this is a new request for help.
+                self.state.phase = Phase::Answering;
+                self.escalate(&format!(
+                    "the agent left without resolving the request (outcome {})",
+                    if outcome.trim().is_empty() {
+                        "-"
+                    } else {
+                        outcome.trim()
+                    }
+                ));
+            }
         }
     }
 }

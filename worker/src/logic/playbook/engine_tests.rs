@@ -257,6 +257,94 @@ fn an_engagement_completed_by_a_queue_or_with_another_agent_left_is_ignored() {
     assert_eq!(kinds(&decide(&pb, agent)), ["MESSAGE"]);
 }
 
+/// An agent's engagement completing with `outcome`, listed as completed or (as some senders
+/// do) still in progress.
+fn agent_left(outcome: Option<&str>, listed_status: &str) -> Value {
+    let mut engagement =
+        json!({"pid": "e1", "type": "AGENT", "status": "COMPLETED", "reason": "Customer left"});
+    if let Some(outcome) = outcome {
+        engagement["outcomeType"] = json!(outcome);
+    }
+    let e = event(
+        json!({"type": "ENGAGEMENT_COMPLETED", "participantType": "AGENT", "engagement": engagement}),
+    );
+    let e = set(
+        e,
+        "/engagements",
+        json!([{"pid": "e1", "type": "AGENT", "status": listed_status}]),
+    );
+    set(e, "/conversation/custom", json!({"yl": {"p": "h"}}))
+}
+
+const OUTCOME_RULES: &str = r#"
+[[agent_outcomes]]
+outcomes = ["REJECTED", "not resolved"]
+then = "escalate"
+message = "Sorry, let me find another colleague for you."
+note = "Agent left: {outcome} ({reason})"
+
+[[agent_outcomes]]
+outcomes = ["TRANSFERRED_TO_BOT"]
+then = "answer"
+message = "I'm back. How else can I help?"
+"#;
+
+#[test]
+fn an_agent_leaving_without_resolving_leads_to_another_escalation() {
+    let pb = with(OUTCOME_RULES);
+    for (outcome, listed) in [("REJECTED", "COMPLETED"), ("Not-Resolved", "IN_PROGRESS")] {
+        let reply = decide(&pb, agent_left(Some(outcome), listed));
+        assert_eq!(
+            kinds(&reply),
+            ["MESSAGE", "NOTE", "MESSAGE", "NOTE", "NEEDS_HELP"],
+            "{outcome}: {reply:?}"
+        );
+        assert_eq!(
+            reply.actions[0],
+            Action::message("Sorry, let me find another colleague for you.")
+        );
+        assert_eq!(
+            reply.actions[1],
+            Action::note(format!("Agent left: {outcome} (Customer left)"))
+        );
+        let Action::Note { content: text } = &reply.actions[3] else {
+            panic!("expected the escalation note: {reply:?}");
+        };
+        assert!(text.contains(&format!("outcome {outcome}")), "{text}");
+        // Waiting for an agent again, as before the agent came: the state is unchanged.
+        assert_eq!(custom(&reply), Value::Null);
+    }
+}
+
+#[test]
+fn an_agent_outcome_can_hand_the_conversation_back_to_the_bot() {
+    let reply = decide(
+        &with(OUTCOME_RULES),
+        agent_left(Some("transferred to bot"), "COMPLETED"),
+    );
+    assert_eq!(
+        reply.actions,
+        [Action::message("I'm back. How else can I help?")]
+    );
+    assert_eq!(custom(&reply)["yl"]["p"], "a", "answering");
+}
+
+#[test]
+fn outcomes_without_a_rule_get_the_closing_question() {
+    let pb = with(OUTCOME_RULES);
+    for outcome in [Some("ACCEPTED"), Some(""), None] {
+        let reply = decide(&pb, agent_left(outcome, "COMPLETED"));
+        assert_eq!(
+            reply.actions,
+            [Action::message(
+                "Has your issue been resolved? Please answer yes or no."
+            )],
+            "{outcome:?}"
+        );
+        assert_eq!(custom(&reply)["yl"]["p"], "x", "closing");
+    }
+}
+
 #[test]
 fn asking_again_while_waiting_for_an_agent_gets_the_waiting_message_only() {
     let e = set(

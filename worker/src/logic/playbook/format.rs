@@ -25,6 +25,9 @@ pub struct PlaybookFile {
     pub escalation: Escalation,
     /// Without this table the bot takes over silently when an agent leaves.
     pub closing: Option<Closing>,
+    /// What the bot does when an agent leaves with one of the listed outcomes (others: closing).
+    #[serde(default)]
+    pub agent_outcomes: Vec<AgentOutcome>,
     #[serde(default)]
     pub knowledge: Vec<Knowledge>,
     #[serde(default)]
@@ -175,6 +178,32 @@ pub struct Closing {
     pub thanks: Option<Text>,
     /// The last message.
     pub goodbye: Option<Text>,
+}
+
+/// What the bot does after an agent's engagement completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterAgent {
+    /// Ask the `[closing]` question (the default for outcomes not listed).
+    Closing,
+    /// Ask for another agent (the request was not resolved).
+    Escalate,
+    /// Take over and answer the customer's next messages.
+    Answer,
+}
+
+/// `[[agent_outcomes]]`: what the bot does when an agent leaves with one of `outcomes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentOutcome {
+    /// The engagement's `outcomeType` values (compared ignoring case, spaces, `_` and `-`).
+    pub outcomes: Spanned<Vec<Text>>,
+    /// What follows: `closing`, `escalate` or `answer`.
+    pub then: Spanned<AfterAgent>,
+    /// Message to the customer, sent first.
+    pub message: Option<Text>,
+    /// Note for the agents; `{outcome}`, `{reason}` (the engagement's).
+    pub note: Option<Text>,
 }
 
 /// `[[knowledge]]`: one entry of the knowledge base.

@@ -28,7 +28,7 @@ use shared::answer::Reply;
 use shared::event::Event;
 
 use super::{Context, Logic, LogicError};
-pub use format::{DuringAgent, HookOn};
+pub use format::{AfterAgent, DuringAgent, HookOn};
 use matching::{EntryPatterns, Filler, Phrase};
 pub use validate::{PlaybookError, Problem};
 
@@ -48,6 +48,8 @@ pub struct Playbook {
     pub(crate) after_misunderstandings: u8,
     pub(crate) negative_reviews: Vec<Phrase>,
     pub(crate) closing: Option<Closing>,
+    /// By normalised `outcomeType`.
+    pub(crate) agent_outcomes: HashMap<String, AgentOutcome>,
     pub(crate) knowledge: Vec<Entry>,
     pub(crate) patterns: Vec<EntryPatterns>,
     /// By normalised action name.
@@ -80,6 +82,14 @@ pub(crate) struct Closing {
     pub feedback_question: Option<String>,
     pub thanks: Option<String>,
     pub goodbye: Option<String>,
+}
+
+/// What the bot does when an agent leaves with a given outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentOutcome {
+    pub then: AfterAgent,
+    pub message: Option<String>,
+    pub note: Option<String>,
 }
 
 /// One knowledge-base entry (its patterns are in [`Playbook::patterns`], same index).
@@ -175,7 +185,8 @@ impl Playbook {
         format!(
             "{} knowledge entries ({questions} questions, {keywords} keywords), match threshold \
              {}; {} escalation phrases, {} negative review markers, escalation {escalation}; \
-             {} agent actions, {} file rules, {} hooks; closing {}; while an agent is engaged: {}",
+             {} agent actions, {} file rules, {} hooks; closing {}; {} agent outcomes with their own \
+             follow-up; while an agent is engaged: {}",
             self.knowledge.len(),
             self.threshold,
             self.escalation_phrases.len(),
@@ -188,6 +199,7 @@ impl Playbook {
             } else {
                 "disabled"
             },
+            self.agent_outcomes.len(),
             match self.during_agent {
                 DuringAgent::Silent => "silent",
                 DuringAgent::Assist => "assist (notes)",

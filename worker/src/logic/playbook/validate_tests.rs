@@ -94,6 +94,52 @@ fn duplicate_actions_are_rejected_whatever_their_spelling() {
 }
 
 #[test]
+fn agent_outcome_rules_are_checked() {
+    // Listed twice (any spelling), an unknown `then`, and a closing without `[closing]`.
+    let found = problems(
+        "version = 1\n[[agent_outcomes]]\noutcomes = [\"REJECTED\", \"missed\"]\nthen = \"escalate\"\n\
+         [[agent_outcomes]]\noutcomes = [\"Missed\"]\nthen = \"answer\"\n",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].line, 6);
+    assert!(
+        found[0].message.contains("`Missed` is listed twice"),
+        "{}",
+        found[0].message
+    );
+
+    let p = only_problem("version = 1\n[[agent_outcomes]]\noutcomes = [\"X\"]\nthen = \"leave\"\n");
+    assert_eq!(p.line, 4);
+    assert!(p.message.contains("escalate"), "{}", p.message);
+
+    let p =
+        only_problem("version = 1\n[[agent_outcomes]]\noutcomes = [\"X\"]\nthen = \"closing\"\n");
+    assert_eq!(p.line, 4);
+    assert!(
+        p.message.contains("needs a `[closing]` table"),
+        "{}",
+        p.message
+    );
+
+    let found = problems(
+        "version = 1\n[[agent_outcomes]]\noutcomes = []\nthen = \"answer\"\n\
+         note = \"left: {outcome} {reason} {agent}\"\n",
+    );
+    let lines: Vec<usize> = found.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 5], "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .contains("`agent_outcomes[0].outcomes` is empty")
+    );
+    assert!(
+        found[1].message.contains("{outcome}, {reason}"),
+        "{}",
+        found[1].message
+    );
+}
+
+#[test]
 fn rules_that_can_do_nothing_are_rejected() {
     let found = problems(
         "version = 1\n[[hooks]]\non = \"menu_step\"\nid = \"x\"\n\
