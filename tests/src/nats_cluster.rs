@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, stream};
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-use crate::nats_server::connect_once;
+use crate::nats_server::{Auth, connect_once};
 use crate::poll::{free_ports, retry_until_ok};
 use crate::process::ServerProcess;
 
@@ -231,7 +231,7 @@ async fn can_place_stream(addrs: Vec<ServerAddr>, replicas: usize) -> Result<()>
 }
 
 async fn account_answers(url: String) -> Result<()> {
-    let mut js = jetstream::new(connect_once(&url, None).await?);
+    let mut js = jetstream::new(connect_once(&url, Auth::default()).await?);
     js.set_timeout(Duration::from_secs(2));
     js.query_account()
         .await

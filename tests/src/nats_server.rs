@@ -29,6 +29,10 @@ pub struct NatsOptions {
     pub extra_args: Vec<String>,
     /// Require this token from every client (`--auth`); the test's own connections use it.
     pub token: Option<String>,
+    /// A `.creds` file (user JWT and seed) the test's own connections authenticate with, for
+    /// a server in operator (JWT) mode configured through `extra_args` (`-c <file>`); the
+    /// server itself is not told about it.
+    pub creds: Option<PathBuf>,
 }
 
 /// A running `nats-server -js` on `127.0.0.1:<port>`, owned by the test.
@@ -37,6 +41,7 @@ pub struct NatsServer {
     process: ServerProcess,
     monitor_port: Option<u16>,
     token: Option<String>,
+    creds: Option<PathBuf>,
     store_dir: PathBuf,
     _dir: TempDir,
 }
@@ -99,6 +104,7 @@ impl NatsServer {
             process,
             monitor_port,
             token: options.token.clone(),
+            creds: options.creds.clone(),
             store_dir,
             _dir: dir,
         })
@@ -110,12 +116,20 @@ impl NatsServer {
         self.process.wait_accepting(deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
         let url = self.url();
-        let token = self.token.as_deref();
+        let auth = self.auth();
         retry_until_ok(left, Duration::from_millis(50), "JetStream ready", || {
-            jetstream_answers(&url, token)
+            jetstream_answers(&url, auth)
         })
         .await
         .with_context(|| self.process.log_report())
+    }
+
+    /// How the test's own connections authenticate.
+    fn auth(&self) -> Auth<'_> {
+        Auth {
+            token: self.token.as_deref(),
+            creds: self.creds.as_deref(),
+        }
     }
 
     /// `nats://127.0.0.1:<port>`, the value for `NATS_URL`.
@@ -150,7 +164,7 @@ impl NatsServer {
 
     /// A client connected to this server (fails fast if it is down).
     pub async fn connect(&self) -> Result<async_nats::Client> {
-        connect_once(&self.url(), self.token.as_deref()).await
+        connect_once(&self.url(), self.auth()).await
     }
 
     /// A JetStream context on a fresh client connected to this server.
@@ -180,13 +194,25 @@ impl NatsServer {
     }
 }
 
+/// The credentials of the test's own connections (none by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Auth<'a> {
+    pub token: Option<&'a str>,
+    pub creds: Option<&'a Path>,
+}
+
 /// A client connection attempt that does not retry, so readiness polling stays responsive.
-pub(crate) async fn connect_once(url: &str, token: Option<&str>) -> Result<async_nats::Client> {
-    let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1));
-    let options = match token {
-        Some(token) => options.token(token.to_string()),
-        None => options,
-    };
+pub(crate) async fn connect_once(url: &str, auth: Auth<'_>) -> Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1));
+    if let Some(token) = auth.token {
+        options = options.token(token.to_string());
+    }
+    if let Some(creds) = auth.creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("reading the credentials file {}", creds.display()))?;
+    }
     options
         .connect(url)
         .await
@@ -194,8 +220,8 @@ pub(crate) async fn connect_once(url: &str, token: Option<&str>) -> Result<async
 }
 
 /// Whether JetStream on `url` answers an account query.
-async fn jetstream_answers(url: &str, token: Option<&str>) -> Result<()> {
-    let client = connect_once(url, token).await?;
+async fn jetstream_answers(url: &str, auth: Auth<'_>) -> Result<()> {
+    let client = connect_once(url, auth).await?;
     let js = jetstream::new(client);
     match tokio::time::timeout(Duration::from_secs(2), js.query_account()).await {
         Ok(Ok(_)) => Ok(()),

@@ -1,12 +1,15 @@
 //! Secrets and authentication: the Salted CX token is compared exactly and in constant time,
 //! rotates with two tokens (both accepted inbound, callbacks signed with the first), and never
 //! shows in logs (the real binaries at debug level), metrics or responses; NATS credentials
-//! (user and password, token, TLS with a private CA) work, and wrong ones leave the services unready
-//! instead of half-working.
+//! (user and password, token, TLS with a private CA, a credentials file in operator mode) work,
+//! and wrong ones leave the services unready instead of half-working.
 //!
 //! The TLS material in `tests/fixtures/tls/` was made with
 //! `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 ...` (a CA) and a server certificate
-//! for `IP:127.0.0.1` signed by it; see its README.
+//! for `IP:127.0.0.1` signed by it; see its README. The NATS operator, accounts, users and
+//! their JWTs are made afresh by each run (`nats_jwt`).
+
+mod nats_jwt;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -442,5 +445,89 @@ async fn services_use_a_nats_token_and_stay_unready_with_a_wrong_one() -> Result
         .post(&EventBuilder::message("conv-token", "no").build())
         .await?;
     assert_eq!(status, 503, "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_use_a_nats_credentials_file_and_stay_unready_with_an_untrusted_one() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let trust = nats_jwt::OperatorMode::new();
+    let config = dir.path().join("nats.conf");
+    std::fs::write(&config, trust.server_config()?)?;
+    let creds = dir.path().join("yl.creds");
+    std::fs::write(&creds, nats_jwt::user_creds(&trust.app, "yl")?)?;
+    // The toolkit's readiness probe gets in with the same file (operator mode has no anonymous
+    // user).
+    let nats = NatsServer::start_with(NatsOptions {
+        extra_args: vec!["-c".into(), config.display().to_string()],
+        creds: Some(creds.clone()),
+        ..Default::default()
+    })
+    .await?;
+    let fake = FakeSaltedCx::start(stack::TOKEN).await?;
+
+    let ingress = stack::start_ingress(&nats.url(), |c| {
+        c.nats.nats_creds_file = Some(creds.clone())
+    })
+    .await?;
+    stack::wait_ready(&ingress, READY).await?;
+    let worker = stack::start_worker(
+        &nats.url(),
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |c| c.nats.nats_creds_file = Some(creds.clone()),
+    )
+    .await?;
+    stack::wait_ready(&worker, READY).await?;
+    let event = EventBuilder::message("conv-creds", "hi").build();
+    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
+    fake.wait_for_request(
+        event["requestId"].as_str().unwrap_or_default(),
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // A user of an account the server does not know (well-formed, signed by its own account
+    // key), or no credentials: never ready, and events are refused with 503 (never 2xx).
+    let untrusted = dir.path().join("stranger.creds");
+    std::fs::write(
+        &untrusted,
+        nats_jwt::user_creds(&nkeys::KeyPair::new_account(), "stranger")?,
+    )?;
+    let stranger =
+        stack::start_ingress(&nats.url(), |c| c.nats.nats_creds_file = Some(untrusted)).await?;
+    let anonymous = stack::start_worker(
+        &nats.url(),
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |_| {},
+    )
+    .await?;
+    assert!(stays_unready(&stranger, Duration::from_secs(3)).await);
+    assert!(stays_unready(&anonymous, Duration::from_secs(1)).await);
+    let (status, body) = Poster::new(&stranger.url())
+        .post(&EventBuilder::message("conv-creds", "no").build())
+        .await?;
+    assert_eq!(status, 503, "{body}");
+
+    // A file that is not a credentials file, or none at all: the service does not start, and
+    // the error names the setting and the path.
+    let garbled = dir.path().join("garbled.creds");
+    std::fs::write(&garbled, "not a credentials file\n")?;
+    for path in [garbled, dir.path().join("missing.creds")] {
+        let started = stack::start_ingress(&nats.url(), |c| {
+            c.nats.nats_creds_file = Some(path.clone());
+        })
+        .await;
+        let error = match started {
+            Ok(_) => anyhow::bail!("the ingress started with {}", path.display()),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(
+            error.contains("NATS_CREDS_FILE") && error.contains(&path.display().to_string()),
+            "{error}"
+        );
+    }
     Ok(())
 }
