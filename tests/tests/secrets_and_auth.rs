@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
+use shared::config::NatsArgs;
 use shared::secret::{Secret, TokenSet};
 use testkit::faults::binaries::BinaryProcess;
 use testkit::stack::{self, Poster, Service};
@@ -70,6 +71,60 @@ async fn stays_unready(service: &Service, period: Duration) -> bool {
         async move { request.await.is_ok_and(|r| r.status() == 200) }
     })
     .await
+}
+
+/// Starts an ingress and a worker whose NATS settings `auth` sets, waits until both are ready
+/// and checks that an event of `conversation` is answered; returns them (they stop when dropped).
+async fn serves_events_with(
+    nats_url: &str,
+    fake: &FakeSaltedCx,
+    conversation: &str,
+    auth: impl Fn(&mut NatsArgs),
+) -> Result<(Service, Service)> {
+    let ingress = stack::start_ingress(nats_url, |c| auth(&mut c.nats)).await?;
+    stack::wait_ready(&ingress, READY).await?;
+    let worker = stack::start_worker(
+        nats_url,
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |c| auth(&mut c.nats),
+    )
+    .await?;
+    stack::wait_ready(&worker, READY).await?;
+    let event = EventBuilder::message(conversation, "hi").build();
+    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
+    fake.wait_for_request(
+        event["requestId"].as_str().unwrap_or_default(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    Ok((ingress, worker))
+}
+
+/// An ingress with the NATS settings `ingress_auth` and a worker with `worker_auth` never
+/// become ready, and the ingress refuses events with 503 (never 2xx).
+async fn refuses_events_with(
+    nats_url: &str,
+    fake: &FakeSaltedCx,
+    conversation: &str,
+    ingress_auth: impl FnOnce(&mut NatsArgs),
+    worker_auth: impl FnOnce(&mut NatsArgs),
+) -> Result<()> {
+    let ingress = stack::start_ingress(nats_url, |c| ingress_auth(&mut c.nats)).await?;
+    let worker = stack::start_worker(
+        nats_url,
+        &fake.base_url(),
+        std::sync::Arc::new(EchoLogic),
+        |c| worker_auth(&mut c.nats),
+    )
+    .await?;
+    assert!(stays_unready(&ingress, Duration::from_secs(3)).await);
+    assert!(stays_unready(&worker, Duration::from_secs(1)).await);
+    let (status, body) = Poster::new(&ingress.url())
+        .post(&EventBuilder::message(conversation, "no").build())
+        .await?;
+    assert_eq!(status, 503, "{body}");
+    Ok(())
 }
 
 #[test]
@@ -324,41 +379,20 @@ async fn services_use_nats_user_password_and_tls_and_stay_unready_with_wrong_cre
     let fake = FakeSaltedCx::start(stack::TOKEN).await?;
 
     // Right credentials: ready, and events flow.
-    let ingress =
-        stack::start_ingress(&nats.url(), |c| with_nats_auth(&mut c.nats, NATS_PASSWORD)).await?;
-    stack::wait_ready(&ingress, READY).await?;
-    let worker = stack::start_worker(
-        &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
-        |c| with_nats_auth(&mut c.nats, NATS_PASSWORD),
-    )
-    .await?;
-    stack::wait_ready(&worker, READY).await?;
-    let event = EventBuilder::message("conv-auth", "hi").build();
-    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
-    fake.wait_for_request(
-        event["requestId"].as_str().unwrap_or_default(),
-        Duration::from_secs(10),
-    )
+    let _running = serves_events_with(&nats.url(), &fake, "conv-auth", |n| {
+        with_nats_auth(n, NATS_PASSWORD)
+    })
     .await?;
 
     // Wrong password: never ready, and the ingress refuses events with 503 (never 2xx).
-    let bad_ingress =
-        stack::start_ingress(&nats.url(), |c| with_nats_auth(&mut c.nats, "wrong")).await?;
-    let bad_worker = stack::start_worker(
+    refuses_events_with(
         &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
-        |c| with_nats_auth(&mut c.nats, "wrong"),
+        &fake,
+        "conv-auth",
+        |n| with_nats_auth(n, "wrong"),
+        |n| with_nats_auth(n, "wrong"),
     )
     .await?;
-    assert!(stays_unready(&bad_ingress, Duration::from_secs(3)).await);
-    assert!(stays_unready(&bad_worker, Duration::from_secs(1)).await);
-    let (status, body) = Poster::new(&bad_ingress.url())
-        .post(&EventBuilder::message("conv-auth", "no").build())
-        .await?;
-    assert_eq!(status, 503, "{body}");
 
     // TLS with the private CA: ready, and the server sees a TLS connection.
     let tls_url = format!("tls://127.0.0.1:{}", nats.port());
@@ -407,44 +441,23 @@ async fn services_use_a_nats_token_and_stay_unready_with_a_wrong_one() -> Result
     })
     .await?;
     let fake = FakeSaltedCx::start(stack::TOKEN).await?;
-    let with_token = |nats: &mut shared::config::NatsArgs, token: &str| {
+    let with_token = |nats: &mut NatsArgs, token: &str| {
         nats.nats_token = Some(Secret::new(token));
     };
-
-    let ingress =
-        stack::start_ingress(&nats.url(), |c| with_token(&mut c.nats, NATS_TOKEN)).await?;
-    stack::wait_ready(&ingress, READY).await?;
-    let worker = stack::start_worker(
-        &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
-        |c| with_token(&mut c.nats, NATS_TOKEN),
-    )
-    .await?;
-    stack::wait_ready(&worker, READY).await?;
-    let event = EventBuilder::message("conv-token", "hi").build();
-    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
-    fake.wait_for_request(
-        event["requestId"].as_str().unwrap_or_default(),
-        Duration::from_secs(10),
-    )
+    let _running = serves_events_with(&nats.url(), &fake, "conv-token", |n| {
+        with_token(n, NATS_TOKEN)
+    })
     .await?;
 
     // A wrong token, or none: never ready, and events are refused with 503 (never 2xx).
-    let wrong = stack::start_ingress(&nats.url(), |c| with_token(&mut c.nats, "wrong")).await?;
-    let missing = stack::start_worker(
+    refuses_events_with(
         &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
+        &fake,
+        "conv-token",
+        |n| with_token(n, "wrong"),
         |_| {},
     )
     .await?;
-    assert!(stays_unready(&wrong, Duration::from_secs(3)).await);
-    assert!(stays_unready(&missing, Duration::from_secs(1)).await);
-    let (status, body) = Poster::new(&wrong.url())
-        .post(&EventBuilder::message("conv-token", "no").build())
-        .await?;
-    assert_eq!(status, 503, "{body}");
     Ok(())
 }
 
@@ -467,25 +480,9 @@ async fn services_use_a_nats_credentials_file_and_stay_unready_with_an_untrusted
     .await?;
     let fake = FakeSaltedCx::start(stack::TOKEN).await?;
 
-    let ingress = stack::start_ingress(&nats.url(), |c| {
-        c.nats.nats_creds_file = Some(creds.clone())
+    let _running = serves_events_with(&nats.url(), &fake, "conv-creds", |n| {
+        n.nats_creds_file = Some(creds.clone())
     })
-    .await?;
-    stack::wait_ready(&ingress, READY).await?;
-    let worker = stack::start_worker(
-        &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
-        |c| c.nats.nats_creds_file = Some(creds.clone()),
-    )
-    .await?;
-    stack::wait_ready(&worker, READY).await?;
-    let event = EventBuilder::message("conv-creds", "hi").build();
-    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
-    fake.wait_for_request(
-        event["requestId"].as_str().unwrap_or_default(),
-        Duration::from_secs(10),
-    )
     .await?;
 
     // A user of an account the server does not know (well-formed, signed by its own account
@@ -495,21 +492,14 @@ async fn services_use_a_nats_credentials_file_and_stay_unready_with_an_untrusted
         &untrusted,
         nats_jwt::user_creds(&nkeys::KeyPair::new_account(), "stranger")?,
     )?;
-    let stranger =
-        stack::start_ingress(&nats.url(), |c| c.nats.nats_creds_file = Some(untrusted)).await?;
-    let anonymous = stack::start_worker(
+    refuses_events_with(
         &nats.url(),
-        &fake.base_url(),
-        std::sync::Arc::new(EchoLogic),
+        &fake,
+        "conv-creds",
+        |n| n.nats_creds_file = Some(untrusted),
         |_| {},
     )
     .await?;
-    assert!(stays_unready(&stranger, Duration::from_secs(3)).await);
-    assert!(stays_unready(&anonymous, Duration::from_secs(1)).await);
-    let (status, body) = Poster::new(&stranger.url())
-        .post(&EventBuilder::message("conv-creds", "no").build())
-        .await?;
-    assert_eq!(status, 503, "{body}");
 
     // A file that is not a credentials file, or none at all: the service does not start, and
     // the error names the setting and the path.
