@@ -202,6 +202,62 @@ async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    let (_ingress, poster) = ingress(&nats.url()).await?;
+
+    // Two events wait in the queue past their deadline; the first was answered before (its
+    // record says delivered, as after a worker crash between callback and acknowledgement).
+    let store = shared::topology::ensure_answers_bucket(
+        &nats.jetstream().await?,
+        &shared::config::TopologyArgs::default(),
+    )
+    .await?;
+    let answered = EventBuilder::message("conv-redelivered", "answered before")
+        .expires_in(Duration::from_millis(800))
+        .build();
+    let unanswered = EventBuilder::message("conv-unanswered", "never answered")
+        .expires_in(Duration::from_millis(800))
+        .build();
+    for event in [&answered, &unanswered] {
+        assert_eq!(poster.post(event).await?.0, StatusCode::ACCEPTED);
+    }
+    let record = serde_json::to_vec(&worker::answers::Record::Delivered { status: 200 })?;
+    store
+        .put(
+            answered["requestId"].as_str().unwrap_or_default(),
+            record.into(),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let next = EventBuilder::message("conv-unanswered", "in time").build();
+    assert_eq!(poster.post(&next).await?.0, StatusCode::ACCEPTED);
+
+    // The worker connects after they were queued, so it treats them as possible redeliveries.
+    let worker = worker(&nats.url(), &fake).await?;
+    fake.wait_for_request(
+        next["requestId"].as_str().unwrap_or_default(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    let page = stack::scrape(&worker).await?;
+    let expired = stack::metric_value(
+        &page,
+        "yourlogic_events_processed_total",
+        &[("outcome", "expired")],
+    );
+    let already = stack::metric_value(&page, "yourlogic_already_answered_total", &[]);
+    assert_eq!((expired, already), (1.0, 1.0), "{page}");
+    assert_eq!(
+        fake.callbacks().len(),
+        1,
+        "only the event in time is answered"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_slow_and_refused_callbacks_are_retried_until_success_within_the_deadline()
 -> Result<()> {
     let nats = NatsServer::start().await?;

@@ -1,6 +1,7 @@
 //! Processing one queued event, from delivery to acknowledgement:
 //!
-//! 1. read the envelope; drop (and count) the event if its deadline has passed;
+//! 1. read the envelope; drop (and count) the event if its deadline has passed (unless a
+//!    redelivery finds its answer was delivered);
 //! 2. look up the answers record: an event already answered is acknowledged without a second
 //!    callback; one with a pending answer gets exactly that answer again;
 //! 3. otherwise run the logic (panics, errors and time-outs are caught: the event is
@@ -31,6 +32,8 @@ use crate::logic::{Context, Logic, LogicError};
 /// Time kept back from the logic for delivering the fallback answer if it fails or hangs (at
 /// most half the time left).
 const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
+/// Longest wait for the answers record of an event redelivered after its deadline.
+const RECORD_LOOKUP: Duration = Duration::from_millis(500);
 
 /// What every event's processing needs.
 pub struct Processor {
@@ -153,6 +156,13 @@ impl Processor {
             };
         }
         if too_late {
+            // A redelivery of an event answered just before a crash (or a lost acknowledgement)
+            // is not an expiry: one quick look at its record tells.
+            if !first_delivery && self.already_delivered(&envelope).await {
+                metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                tracing::info!("redelivered after its deadline, but already answered");
+                return Outcome::AlreadyAnswered;
+            }
             tracing::info!(deadline = %envelope.deadline, "deadline passed while queued; not answered");
             return count(&trigger, Outcome::Expired);
         }
@@ -373,6 +383,15 @@ impl Processor {
         })
         .await
         .ok_or_else(|| self.unrecorded(envelope))
+    }
+
+    /// Whether the event's record says its answer was delivered (a single attempt, at most
+    /// [`RECORD_LOOKUP`]: used only to count an expiry correctly).
+    async fn already_delivered(&self, envelope: &Envelope) -> bool {
+        matches!(
+            tokio::time::timeout(RECORD_LOOKUP, self.answers.get(envelope.request_id)).await,
+            Ok(Ok(Some(Record::Delivered { .. })))
+        )
     }
 
     async fn answers_claim(&self, envelope: &Envelope, record: &Record) -> Result<Claim, Outcome> {
