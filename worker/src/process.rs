@@ -32,8 +32,10 @@ use crate::logic::{Context, Logic, LogicError};
 /// Time kept back from the logic for delivering the fallback answer if it fails or hangs (at
 /// most half the time left).
 const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
-/// Longest wait for the answers record of an event redelivered after its deadline.
-const RECORD_LOOKUP: Duration = Duration::from_millis(500);
+/// Longest wait for the answers record of an event redelivered after its deadline (short: a
+/// backlog of expired events drains quickly even while the bucket is unavailable; a slower
+/// answer only means the event is counted expired).
+const RECORD_LOOKUP: Duration = Duration::from_millis(100);
 
 /// What every event's processing needs.
 pub struct Processor {
