@@ -37,6 +37,17 @@ async fn worker_with(
     Ok(service)
 }
 
+/// Posts `event` until the ingress accepts it (after a NATS restart), for at most `timeout`.
+async fn accepted_within(poster: &Poster, event: &serde_json::Value, timeout: Duration) -> bool {
+    testkit::wait_until(timeout, Duration::from_millis(100), || async {
+        poster
+            .post(event)
+            .await
+            .is_ok_and(|(status, _)| status == StatusCode::ACCEPTED)
+    })
+    .await
+}
+
 async fn ingress(nats: &str) -> Result<(Service, Poster)> {
     let service = stack::start_ingress(nats, |_| {}).await?;
     stack::wait_ready(&service, READY).await?;
@@ -471,17 +482,7 @@ async fn after_a_nats_restart_the_pipeline_recovers_by_itself() -> Result<()> {
 
     // Posting succeeds again once the ingress has reconnected; the answer follows.
     let after = EventBuilder::message("conv-restart", "after").build();
-    let accepted = testkit::wait_until(
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            poster
-                .post(&after)
-                .await
-                .is_ok_and(|(status, _)| status == StatusCode::ACCEPTED)
-        },
-    )
-    .await;
+    let accepted = accepted_within(&poster, &after, Duration::from_secs(20)).await;
     assert!(accepted);
     fake.wait_for_request(
         after["requestId"].as_str().unwrap_or_default(),
@@ -516,17 +517,7 @@ async fn an_event_redelivered_after_nats_forgot_its_consumer_gets_the_same_answe
     // partition, in order).
     let next = EventBuilder::message("conv-lost-ack", "next").build();
     let next_id = next["requestId"].as_str().unwrap_or_default().to_string();
-    let accepted = testkit::wait_until(
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            poster
-                .post(&next)
-                .await
-                .is_ok_and(|(status, _)| status == StatusCode::ACCEPTED)
-        },
-    )
-    .await;
+    let accepted = accepted_within(&poster, &next, Duration::from_secs(20)).await;
     assert!(
         accepted,
         "the ingress did not accept events after the restart"
