@@ -63,15 +63,7 @@ pub async fn start_ingress(
     tweak(&mut config);
     let service = ingress::Ingress::build(config).await?;
     let addr = service.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(service.run(async move {
-        let _ = stopped.await;
-    }));
-    Ok(Service {
-        addr,
-        stop: Some(stop),
-        task,
-    })
+    Ok(spawn(addr, |stopped| service.run(stopped)))
 }
 
 /// Starts a worker answering to `api_url` with `logic`; `tweak` adjusts its configuration.
@@ -86,16 +78,27 @@ pub async fn start_worker(
     tweak(&mut config);
     let service = worker::Worker::build(config, logic).await?;
     let addr = service.local_addr()?;
+    Ok(spawn(addr, |stopped| service.run(stopped)))
+}
+
+/// Runs a built service as a task; `run` gets the signal that resolves when the service is
+/// asked to stop (or its `Service` is dropped).
+fn spawn<F>(addr: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Service
+where
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(service.run(async move {
+    let signal: StopSignal = Box::pin(async move {
         let _ = stopped.await;
-    }));
-    Ok(Service {
+    });
+    Service {
         addr,
         stop: Some(stop),
-        task,
-    })
+        task: tokio::spawn(run(signal)),
+    }
 }
+
+type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

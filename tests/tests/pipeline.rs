@@ -48,19 +48,20 @@ async fn accepted_within(poster: &Poster, event: &serde_json::Value, timeout: Du
     .await
 }
 
-async fn ingress(nats: &str) -> Result<(Service, Poster)> {
-    let service = stack::start_ingress(nats, |_| {}).await?;
-    stack::wait_ready(&service, READY).await?;
-    let poster = Poster::new(&service.url());
-    Ok((service, poster))
+/// A NATS server, a fake Salted CX and a ready ingress with a poster for it.
+async fn nats_fake_and_ingress() -> Result<(NatsServer, FakeSaltedCx, Service, Poster)> {
+    let nats = NatsServer::start().await?;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
+    stack::wait_ready(&ingress, READY).await?;
+    let poster = Poster::new(&ingress.url());
+    Ok((nats, fake, ingress, poster))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_gets_exactly_one_callback_with_the_right_path_token_and_actions_before_it_expires()
 -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let _worker = worker(&nats.url(), &fake).await?;
 
     let event = EventBuilder::message("conv-e2e", "hello there").build();
@@ -111,9 +112,7 @@ async fn an_event_gets_exactly_one_callback_with_the_right_path_token_and_action
 async fn three_workers_keep_every_conversations_callbacks_in_acceptance_order() -> Result<()> {
     const CONVERSATIONS: usize = 200;
     const EVENTS: usize = 10;
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let mut workers = Vec::new();
     for _ in 0..3 {
         workers.push(worker(&nats.url(), &fake).await?);
@@ -151,9 +150,7 @@ async fn three_workers_keep_every_conversations_callbacks_in_acceptance_order() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_request_id_gets_one_callback() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let _worker = worker(&nats.url(), &fake).await?;
 
     let event = EventBuilder::message("conv-dup", "once").build();
@@ -175,9 +172,7 @@ async fn a_duplicate_request_id_gets_one_callback() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
 
     // No worker yet: the event waits in the queue past its deadline.
     let doomed = EventBuilder::message("conv-expire", "too late")
@@ -214,9 +209,7 @@ async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
 
     // Two events wait in the queue past their deadline; the first was answered before (its
     // record says delivered, as after a worker crash between callback and acknowledgement).
@@ -271,9 +264,7 @@ async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_slow_and_refused_callbacks_are_retried_until_success_within_the_deadline()
 -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let _worker = worker_with(&nats.url(), &fake, |c| {
         c.worker.callback_timeout = Duration::from_millis(300);
     })
@@ -321,9 +312,7 @@ async fn failing_slow_and_refused_callbacks_are_retried_until_success_within_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_that_keeps_failing_is_never_sent_after_the_deadline() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let worker = worker(&nats.url(), &fake).await?;
     fake.set_behaviour(Behaviour::always(Reply::status(500)));
 
@@ -367,9 +356,7 @@ async fn a_callback_that_keeps_failing_is_never_sent_after_the_deadline() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_rejected_with_a_client_error_is_not_retried_and_is_dead_lettered() -> Result<()>
 {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let worker = worker(&nats.url(), &fake).await?;
     fake.set_behaviour(Behaviour {
         script: [Reply::status(400)].into_iter().collect(),
@@ -412,11 +399,9 @@ async fn a_callback_rejected_with_a_client_error_is_not_retried_and_is_dead_lett
 async fn a_killed_worker_loses_nothing_keeps_order_and_survivors_take_over() -> Result<()> {
     const CONVERSATIONS: usize = 100;
     const EVENTS: usize = 10;
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     // Slow answers so the kill lands mid-run with events in flight.
     fake.set_delay(Duration::from_millis(20));
-    let (_ingress, poster) = ingress(&nats.url()).await?;
     let mut workers = Vec::new();
     for _ in 0..3 {
         workers.push(worker(&nats.url(), &fake).await?);
@@ -465,9 +450,7 @@ async fn a_killed_worker_loses_nothing_keeps_order_and_survivors_take_over() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_nats_restart_the_pipeline_recovers_by_itself() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let _worker = worker(&nats.url(), &fake).await?;
     let before = EventBuilder::message("conv-restart", "before").build();
     poster.post(&before).await?;
@@ -498,9 +481,7 @@ async fn an_event_redelivered_after_nats_forgot_its_consumer_gets_the_same_answe
     // Consumers keep their progress in memory: a single server that crashes forgets that the
     // event was delivered (and its acknowledgement goes nowhere), and re-delivers it as if for
     // the first time to the consumer the worker re-creates.
-    let nats = NatsServer::start().await?;
-    let fake = FakeSaltedCx::start(TOKEN).await?;
-    let (_ingress, poster) = ingress(&nats.url()).await?;
+    let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
     let _worker = worker(&nats.url(), &fake).await?;
     // Salted CX takes its time to accept the answer; meanwhile NATS crashes and restarts.
     fake.set_delay(Duration::from_secs(3));
