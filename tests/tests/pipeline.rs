@@ -170,6 +170,26 @@ async fn a_duplicate_request_id_gets_one_callback() -> Result<()> {
     Ok(())
 }
 
+/// With events already waiting in the queue: posts one more event of `conversation`, starts a
+/// worker, waits until that event is answered (so everything queued before it was handled) and
+/// returns the worker's metrics page.
+async fn worker_metrics_once_answered(
+    nats: &NatsServer,
+    fake: &FakeSaltedCx,
+    poster: &Poster,
+    conversation: &str,
+) -> Result<String> {
+    let next = EventBuilder::message(conversation, "in time").build();
+    assert_eq!(poster.post(&next).await?.0, StatusCode::ACCEPTED);
+    let worker = worker(&nats.url(), fake).await?;
+    fake.wait_for_request(
+        next["requestId"].as_str().unwrap_or_default(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    stack::scrape(&worker).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() -> Result<()> {
     let (nats, fake, _ingress, poster) = nats_fake_and_ingress().await?;
@@ -187,17 +207,8 @@ async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() ->
     )
     .await;
     assert!(passed);
-    let next = EventBuilder::message("conv-expire", "in time").build();
-    assert_eq!(poster.post(&next).await?.0, StatusCode::ACCEPTED);
-
-    let worker = worker(&nats.url(), &fake).await?;
-    fake.wait_for_request(
-        next["requestId"].as_str().unwrap_or_default(),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let page = worker_metrics_once_answered(&nats, &fake, &poster, "conv-expire").await?;
     assert!(calls_for(&fake, doomed["requestId"].as_str().unwrap_or_default()).is_empty());
-    let page = stack::scrape(&worker).await?;
     let expired = stack::metric_value(
         &page,
         "yourlogic_events_processed_total",
@@ -235,17 +246,8 @@ async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired
         )
         .await?;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let next = EventBuilder::message("conv-unanswered", "in time").build();
-    assert_eq!(poster.post(&next).await?.0, StatusCode::ACCEPTED);
-
     // The worker connects after they were queued, so it treats them as possible redeliveries.
-    let worker = worker(&nats.url(), &fake).await?;
-    fake.wait_for_request(
-        next["requestId"].as_str().unwrap_or_default(),
-        Duration::from_secs(10),
-    )
-    .await?;
-    let page = stack::scrape(&worker).await?;
+    let page = worker_metrics_once_answered(&nats, &fake, &poster, "conv-unanswered").await?;
     let expired = stack::metric_value(
         &page,
         "yourlogic_events_processed_total",
