@@ -87,6 +87,8 @@ async fn accept(
                 known => known.as_str().to_string(),
             },
             silent: event.is_silent(),
+            account_id: event.account_id.clone(),
+            region: event.region.clone(),
         };
         match state.publisher.publish(&envelope, bytes).await {
             Ok(stored) => {

@@ -96,9 +96,9 @@ impl Publisher {
     pub async fn keep_topology(self) {
         let mut delay = Duration::from_millis(200);
         loop {
-            let ok = match topology::ensure_event_stream(&self.js, &self.topology).await {
+            let ok = match topology::ensure_event_streams(&self.js, &self.topology).await {
                 Ok(()) => true,
-                Err(err @ topology::TopologyError::PartitionMismatch { .. }) => {
+                Err(err) if err.is_mismatch() => {
                     tracing::error!(error = %err, "event stream does not match the configuration");
                     false
                 }

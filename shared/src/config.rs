@@ -87,9 +87,14 @@ pub struct TopologyArgs {
     /// Name of the JetStream stream holding the events.
     #[arg(long, env = "STREAM_NAME", default_value = "YOURLOGIC_EVENTS")]
     pub stream_name: String,
-    /// Number of partitions (fixed when the stream is created; bounds the useful worker count).
+    /// Number of partitions: the units of ownership spread over the workers (fixed when the
+    /// streams are created; bounds the useful worker count).
     #[arg(long, env = "PARTITIONS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub partitions: u16,
+    /// Number of event streams the partitions are spread over (fixed when the streams are
+    /// created): more shards spread NATS's work over more cores and cluster nodes.
+    #[arg(long, env = "SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub shards: u16,
     /// Stream replicas (1 locally, 3 in a NATS cluster).
     #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub stream_replicas: u8,
@@ -118,6 +123,7 @@ impl Default for TopologyArgs {
         Self {
             stream_name: "YOURLOGIC_EVENTS".into(),
             partitions: 64,
+            shards: 1,
             stream_replicas: 1,
             stream_max_age: Duration::from_secs(3600),
             stream_max_bytes: 1 << 30,
@@ -152,8 +158,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("`{text}` is not a valid duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    // Longer durations make no sense for any setting and would overflow date arithmetic.
+    if seconds > MAX_DURATION_SECS {
+        return Err(format!("`{text}` is too long (at most 30 days)"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid duration"))
 }
+
+/// The longest duration any setting accepts: 30 days.
+const MAX_DURATION_SECS: f64 = 30.0 * 24.0 * 3600.0;
 
 #[cfg(test)]
 mod tests {
@@ -167,5 +180,13 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_instead_of_overflowing() {
+        assert!(parse_duration("1e30h").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("31d").is_err());
+        assert_eq!(parse_duration("720h"), Ok(Duration::from_secs(720 * 3600)));
     }
 }

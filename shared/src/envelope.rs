@@ -1,6 +1,7 @@
 //! What travels with an event through the queue besides its raw JSON: NATS headers carrying the
-//! request id, the conversation, the local deadline and the receipt time, so every stage can drop
-//! work that can no longer be answered in time without parsing the body.
+//! request id, the conversation, the local deadline, the receipt time and where the answer goes,
+//! so every stage can drop work that can no longer be answered in time, and answer an event that
+//! cannot be processed with the fallback, without parsing the body.
 
 use async_nats::HeaderMap;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,6 +19,10 @@ pub const RECEIVED: &str = "Yl-Received";
 pub const TRIGGER: &str = "Yl-Trigger";
 /// Header present (`1`) when the trigger is silent.
 pub const SILENT: &str = "Yl-Silent";
+/// Header with the Salted CX account id (part of the callback path).
+pub const ACCOUNT: &str = "Yl-Account";
+/// Header with the account's region (selects the callback host), when the event has one.
+pub const REGION: &str = "Yl-Region";
 
 /// The routing and timing facts of one queued event.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +33,11 @@ pub struct Envelope {
     pub received_at: DateTime<Utc>,
     pub trigger: String,
     pub silent: bool,
+    /// The account the answer goes to (absent in events queued by earlier versions, which
+    /// carry it only in the body).
+    pub account_id: Option<String>,
+    /// The account's region, if the event names one.
+    pub region: Option<String>,
 }
 
 /// A queued message lacks a header or has a malformed one.
@@ -50,6 +60,12 @@ impl Envelope {
         headers.insert(TRIGGER, header_safe(&self.trigger).as_ref());
         if self.silent {
             headers.insert(SILENT, "1");
+        }
+        if let Some(account) = &self.account_id {
+            headers.insert(ACCOUNT, header_safe(account).as_ref());
+        }
+        if let Some(region) = &self.region {
+            headers.insert(REGION, header_safe(region).as_ref());
         }
         headers
     }
@@ -78,6 +94,8 @@ impl Envelope {
             received_at: time(RECEIVED)?,
             trigger: get(TRIGGER).unwrap_or_default(),
             silent: get(SILENT).is_ok_and(|v| v == "1"),
+            account_id: get(ACCOUNT).ok(),
+            region: get(REGION).ok(),
         })
     }
 }
@@ -111,6 +129,8 @@ mod tests {
             received_at: now,
             trigger: "MESSAGE".into(),
             silent: true,
+            account_id: Some("acct".into()),
+            region: Some("eu".into()),
         };
         let headers = envelope.to_headers();
         assert_eq!(Envelope::from_headers(Some(&headers)), Ok(envelope));
@@ -125,6 +145,8 @@ mod tests {
             received_at: Utc::now(),
             trigger: "\r\nPUB x 1".into(),
             silent: false,
+            account_id: Some("acct".into()),
+            region: None,
         };
         let read = Envelope::from_headers(Some(&envelope.to_headers())).expect("readable");
         assert_eq!(read.trigger, "  PUB x 1");

@@ -10,6 +10,7 @@ pub mod event;
 pub mod health;
 pub mod nats;
 pub mod queue;
+pub mod retry;
 pub mod secret;
 pub mod service;
 pub mod shutdown;

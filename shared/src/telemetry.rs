@@ -43,8 +43,15 @@ pub mod names {
     pub const ALREADY_ANSWERED: &str = "yourlogic_already_answered_total";
     /// Gauge: events this worker is processing right now.
     pub const WORKER_IN_FLIGHT: &str = "yourlogic_worker_in_flight";
-    /// Gauge: partitions this worker is consuming (1 per live consumer loop).
+    /// Gauge: partitions this worker owns (pulls from).
     pub const WORKER_PARTITIONS: &str = "yourlogic_worker_partitions";
+    /// Gauge: events delivered to this worker and not finished (queued in lanes or running).
+    pub const WORKER_HELD: &str = "yourlogic_worker_held_events";
+    /// Gauge: live workers, as this worker's membership sees them.
+    pub const WORKERS_LIVE: &str = "yourlogic_workers_live";
+    /// Counter: partitions this worker took over (was pinned on), each after checking which of
+    /// their events another worker still held.
+    pub const TAKEOVERS: &str = "yourlogic_partition_takeovers_total";
     /// Gauge: 1 while the process is connected to NATS.
     pub const NATS_CONNECTED: &str = "yourlogic_nats_connected";
     /// Gauge, label `service`: 1 per running process (for counting ready workers).
@@ -126,7 +133,13 @@ pub fn register(service: Service) {
                 names::WORKER_IN_FLIGHT,
                 "Events being processed by this worker"
             );
-            describe_gauge!(names::WORKER_PARTITIONS, "Partitions this worker consumes");
+            describe_gauge!(names::WORKER_PARTITIONS, "Partitions this worker owns");
+            describe_gauge!(
+                names::WORKER_HELD,
+                "Events delivered to this worker and not finished"
+            );
+            describe_gauge!(names::WORKERS_LIVE, "Live workers as this worker sees them");
+            describe_counter!(names::TAKEOVERS, "Partitions this worker took over");
             for outcome in ["answered", "silent", "expired", "failed"] {
                 metrics::counter!(names::EVENTS_PROCESSED, "trigger" => "MESSAGE", "outcome" => outcome)
                     .increment(0);
@@ -138,6 +151,7 @@ pub fn register(service: Service) {
                 "callback_rejected",
                 "no_callback_url",
                 "too_many_deliveries",
+                "callback_unreachable",
             ] {
                 metrics::counter!(names::DEAD_LETTERS, "reason" => reason).increment(0);
             }
@@ -145,6 +159,8 @@ pub fn register(service: Service) {
             metrics::counter!(names::ALREADY_ANSWERED).increment(0);
             metrics::gauge!(names::WORKER_IN_FLIGHT).increment(0.0);
             metrics::gauge!(names::WORKER_PARTITIONS).increment(0.0);
+            metrics::gauge!(names::WORKER_HELD).increment(0.0);
+            metrics::counter!(names::TAKEOVERS).increment(0);
             metrics::gauge!(names::UP, "service" => "worker").set(1.0);
         }
     }

@@ -73,6 +73,7 @@ pub async fn start_worker(
     logic: Arc<dyn Logic>,
     tweak: impl FnOnce(&mut worker::Config),
 ) -> Result<Service> {
+    crate::faults::init_test_logging();
     let mut config =
         worker::Config::new(nats_url, TOKEN, api_url, loopback()).map_err(anyhow::Error::msg)?;
     tweak(&mut config);

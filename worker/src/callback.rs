@@ -1,12 +1,15 @@
 //! Delivering answers to Salted CX: `POST {api}/api/v1/live/your-logic/accounts/{accountId}/
 //! conversations/{conversationPid}` with the bearer token, retried with backoff (connection
-//! errors, timeouts, 5xx, 429) while time remains before the deadline, and never after it.
+//! errors, timeouts, 5xx, 429) while time remains before the deadline and at most
+//! `max_attempts` times, never after the deadline. Redirects are not followed (a redirect would
+//! carry the token to another URL), and error texts never contain the URL.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use shared::answer::{Answer, callback_path};
+use shared::retry::{Backoff, Failure, GaveUp, Limits, retry};
 use shared::secret::Secret;
 use shared::telemetry::names;
 
@@ -18,6 +21,7 @@ pub struct Deliverer {
     token: Secret,
     attempt_timeout: Duration,
     margin: Duration,
+    max_attempts: u32,
 }
 
 /// Where an answer goes.
@@ -42,12 +46,21 @@ pub enum DeliveryError {
     /// The deadline (minus the margin) passed before any attempt succeeded.
     #[error("deadline passed after {attempts} attempt(s); last error: {last_error}")]
     DeadlinePassed { attempts: u32, last_error: String },
-    /// Salted CX refused the answer with a 4xx other than 429: retrying cannot help.
+    /// Every allowed attempt failed (connection errors, timeouts, 5xx, 429).
+    #[error("callback failed {attempts} times; last error: {last_error}")]
+    Unreachable { attempts: u32, last_error: String },
+    /// Salted CX refused the answer with a status other than 2xx, 5xx or 429 (a 4xx, or a
+    /// redirect): retrying cannot help.
     #[error("callback rejected with HTTP {status}: {body}")]
     Rejected { status: u16, body: String },
     /// The callback URL cannot be built from this event.
     #[error("cannot build the callback URL: {0}")]
     NoUrl(String),
+}
+
+/// Pauses between attempts: about 25 ms, 50 ms, 100 ms, ... at most 800 ms.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(25), Duration::from_millis(800))
 }
 
 impl Deliverer {
@@ -57,21 +70,24 @@ impl Deliverer {
         token: Secret,
         attempt_timeout: Duration,
         margin: Duration,
-    ) -> Self {
+        max_attempts: u32,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(1024)
             .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("yourlogic-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .build()?;
+        Ok(Self {
             http,
             api_url,
             token,
             attempt_timeout,
             margin,
-        }
+            max_attempts: max_attempts.max(1),
+        })
     }
 
     /// The callback URL for `target`.
@@ -110,75 +126,123 @@ impl Deliverer {
     ) -> Result<Delivered, DeliveryError> {
         let url = self.url(target)?;
         let body = serde_json::to_vec(answer)
+            .map(Bytes::from)
             .map_err(|e| DeliveryError::NoUrl(format!("answer does not serialise: {e}")))?;
         let cutoff = self.cutoff(deadline);
-        let mut attempts = 0u32;
-        let mut last_error = String::from("no attempt was possible");
-        loop {
-            let remaining = shared::deadline::remaining(cutoff, Utc::now());
-            if remaining.is_zero() {
-                return Err(DeliveryError::DeadlinePassed {
-                    attempts,
-                    last_error,
-                });
-            }
-            attempts += 1;
-            let started = Instant::now();
-            let response = self
-                .http
-                .post(&url)
-                .bearer_auth(self.token.expose())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .timeout(self.attempt_timeout.min(remaining))
-                .body(body.clone())
-                .send()
-                .await;
-            metrics::histogram!(names::CALLBACK_SECONDS).record(started.elapsed().as_secs_f64());
-            match response {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    metrics::counter!(names::CALLBACK_REQUESTS, "status" => status.to_string())
-                        .increment(1);
-                    if response.status().is_success() {
-                        return Ok(Delivered {
-                            status,
-                            attempts,
-                            accepted_at: Utc::now(),
-                        });
-                    }
-                    let text = response.text().await.unwrap_or_default();
-                    let text: String = text.chars().take(300).collect();
-                    if status != 429 && (400..500).contains(&status) {
-                        return Err(DeliveryError::Rejected { status, body: text });
-                    }
-                    last_error = format!("HTTP {status}: {text}");
-                }
-                Err(err) => {
-                    let label = if err.is_timeout() { "timeout" } else { "error" };
-                    metrics::counter!(names::CALLBACK_REQUESTS, "status" => label).increment(1);
-                    last_error = format!("{label}: {err}");
-                }
-            }
-            tracing::debug!(attempt = attempts, error = %last_error, "callback attempt failed");
-            let backoff = backoff(attempts);
-            let remaining = shared::deadline::remaining(cutoff, Utc::now());
-            if remaining <= backoff {
-                return Err(DeliveryError::DeadlinePassed {
-                    attempts,
-                    last_error,
-                });
-            }
-            tokio::time::sleep(backoff).await;
+        let left = shared::deadline::remaining(cutoff, Utc::now());
+        if left.is_zero() {
+            return Err(DeliveryError::DeadlinePassed {
+                attempts: 0,
+                last_error: "no time left for an attempt".into(),
+            });
         }
+        let outcome = retry(
+            backoff(),
+            Limits::until(tokio::time::Instant::now() + left),
+            |number| self.attempt(&url, &body, cutoff, number),
+        )
+        .await;
+        outcome.map_err(|gave_up| match gave_up {
+            GaveUp::Permanent(error) | GaveUp::Deadline(error) => error,
+            GaveUp::Cancelled(error) => error.unwrap_or(DeliveryError::DeadlinePassed {
+                attempts: 0,
+                last_error: "cancelled".into(),
+            }),
+        })
+    }
+
+    /// One attempt. A transient failure carries "deadline passed" as the error to report if no
+    /// time is left for another; after the last allowed attempt it is permanent (unreachable).
+    async fn attempt(
+        &self,
+        url: &str,
+        body: &Bytes,
+        cutoff: DateTime<Utc>,
+        number: u32,
+    ) -> Result<Delivered, Failure<DeliveryError>> {
+        let remaining = shared::deadline::remaining(cutoff, Utc::now());
+        if remaining.is_zero() {
+            return Err(Failure::Permanent(DeliveryError::DeadlinePassed {
+                attempts: number - 1,
+                last_error: "no time left for another attempt".into(),
+            }));
+        }
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(self.attempt_timeout.min(remaining))
+            .body(body.clone())
+            .send()
+            .await;
+        metrics::histogram!(names::CALLBACK_SECONDS).record(started.elapsed().as_secs_f64());
+        let last_error = match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                metrics::counter!(names::CALLBACK_REQUESTS, "status" => status_label(status))
+                    .increment(1);
+                if response.status().is_success() {
+                    return Ok(Delivered {
+                        status,
+                        attempts: number,
+                        accepted_at: Utc::now(),
+                    });
+                }
+                let text = response.text().await.unwrap_or_default();
+                let text: String = text.chars().take(300).collect();
+                if !(status == 429 || (500..600).contains(&status)) {
+                    return Err(Failure::Permanent(DeliveryError::Rejected {
+                        status,
+                        body: text,
+                    }));
+                }
+                format!("HTTP {status}: {text}")
+            }
+            Err(err) => {
+                let label = if err.is_timeout() { "timeout" } else { "error" };
+                metrics::counter!(names::CALLBACK_REQUESTS, "status" => label).increment(1);
+                format!("{label}: {}", err.without_url())
+            }
+        };
+        tracing::debug!(attempt = number, error = %last_error, "callback attempt failed");
+        if number >= self.max_attempts {
+            return Err(Failure::Permanent(DeliveryError::Unreachable {
+                attempts: number,
+                last_error,
+            }));
+        }
+        Err(Failure::Transient(DeliveryError::DeadlinePassed {
+            attempts: number,
+            last_error,
+        }))
     }
 }
 
-/// Exponential backoff with jitter: about 25 ms, 50 ms, 100 ms, ... at most 800 ms.
-fn backoff(attempt: u32) -> Duration {
-    let base = 25u64.saturating_mul(1 << attempt.min(6).saturating_sub(1));
-    let capped = base.min(1000);
-    let jitter = rand::rng().random_range(0..=capped / 2);
-    Duration::from_millis(capped / 2 + jitter)
+/// The `status` label: the status code, from a fixed set so a server cannot create series
+/// without bound.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +255,9 @@ mod tests {
             Secret::new("t"),
             Duration::from_secs(1),
             Duration::from_millis(100),
+            5,
         )
+        .expect("client")
     }
 
     #[test]
@@ -230,12 +296,11 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_stays_capped() {
-        // Half the step plus up to half of it in jitter; the step doubles up to 800 ms.
-        for _ in 0..200 {
-            assert!(backoff(1) <= Duration::from_millis(25));
-            let late = backoff(20);
-            assert!(late >= Duration::from_millis(400) && late <= Duration::from_millis(800));
-        }
+    fn status_labels_are_bounded() {
+        assert_eq!(status_label(202), "202");
+        assert_eq!(status_label(299), "2xx");
+        assert_eq!(status_label(307), "3xx");
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(599), "5xx");
     }
 }

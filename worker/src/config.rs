@@ -88,10 +88,19 @@ pub struct WorkerArgs {
     /// left before the event's deadline).
     #[arg(long, env = "LOGIC_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub logic_timeout: Duration,
-    /// How long an event may stay unacknowledged before JetStream hands it to another worker
-    /// (a dead worker's events are taken over after this). Long work extends it automatically.
-    #[arg(long, env = "ACK_WAIT", default_value = "5s", value_parser = parse_duration)]
+    /// How long an event may stay unacknowledged without news before JetStream delivers it
+    /// again (a dead worker's events are taken over after this). A live worker reports progress
+    /// on the events it holds every third of it, so they are never taken from it.
+    #[arg(long, env = "ACK_WAIT", default_value = "2s", value_parser = parse_ack_wait)]
     pub ack_wait: Duration,
+    /// Most events of one partition delivered to its worker and not yet finished: they run
+    /// concurrently, one per conversation at a time.
+    #[arg(long, env = "IN_FLIGHT_PER_PARTITION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub in_flight_per_partition: u32,
+    /// Above this many bytes of events held (queued or running), the worker asks NATS for no
+    /// more until some finish: bounds its memory whatever the event sizes.
+    #[arg(long, env = "MAX_HELD_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    pub max_held_bytes: u64,
     /// Time kept in hand before the deadline: no callback attempt starts later than
     /// `deadline - margin`, so the answer arrives in time.
     #[arg(long, env = "DEADLINE_MARGIN", default_value = "250ms", value_parser = parse_duration)]
@@ -99,6 +108,10 @@ pub struct WorkerArgs {
     /// Longest single callback attempt (retries follow while time remains).
     #[arg(long, env = "CALLBACK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub callback_timeout: Duration,
+    /// Most callback attempts for one answer (connection errors, timeouts, 5xx, 429); after the
+    /// last one fails the event is dead-lettered (reason `callback_unreachable`).
+    #[arg(long, env = "CALLBACK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub callback_max_attempts: u32,
     /// Deliveries of one event after which it is dead-lettered without processing (it probably
     /// crashes workers).
     #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5)]
@@ -135,13 +148,27 @@ impl Config {
                 playbook: None,
                 logic_url: None,
                 logic_timeout: Duration::from_secs(2),
-                ack_wait: Duration::from_secs(5),
+                ack_wait: Duration::from_secs(2),
+                in_flight_per_partition: 256,
+                max_held_bytes: 64 << 20,
                 deadline_margin: Duration::from_millis(250),
                 callback_timeout: Duration::from_secs(5),
+                callback_max_attempts: 10,
                 max_deliveries: 5,
                 shutdown_timeout: Duration::from_secs(20),
                 queue_stats_interval: Duration::from_secs(5),
             },
         })
     }
+}
+
+/// `ACK_WAIT`: a duration of at least 300 ms (progress is reported every third of it).
+fn parse_ack_wait(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration(text)?;
+    if wait < Duration::from_millis(300) {
+        return Err(format!(
+            "`{text}` is too short for ACK_WAIT (at least 300ms)"
+        ));
+    }
+    Ok(wait)
 }

@@ -25,6 +25,8 @@ pub enum Reason {
     CallbackRejected,
     /// The callback URL cannot be built.
     NoCallbackUrl,
+    /// Every allowed callback attempt failed (unreachable or failing Salted CX host).
+    CallbackUnreachable,
     /// Delivered too many times (probably crashes workers).
     TooManyDeliveries,
 }
@@ -38,10 +40,22 @@ impl Reason {
             Reason::LogicError => "logic_error",
             Reason::CallbackRejected => "callback_rejected",
             Reason::NoCallbackUrl => "no_callback_url",
+            Reason::CallbackUnreachable => "callback_unreachable",
             Reason::TooManyDeliveries => "too_many_deliveries",
         }
     }
+
+    /// Whether the fallback answer follows the dead letter (the logic could not decide, or the
+    /// event was delivered too often): the outcome is then counted after that answer.
+    pub fn answered_with_fallback(self) -> bool {
+        matches!(self, Reason::LogicError | Reason::TooManyDeliveries)
+    }
 }
+
+/// The dead letter could not be stored (NATS unavailable); the event is tried again.
+#[derive(Debug, thiserror::Error)]
+#[error("dead letter not stored: {0}")]
+pub struct DeadLetterError(#[from] async_nats::Error);
 
 /// Stores `payload` with its original headers plus the error in the dead-letter stream and waits
 /// for JetStream to confirm (the original is acknowledged only after that).
@@ -52,7 +66,7 @@ pub async fn store(
     payload: Bytes,
     reason: Reason,
     error: &str,
-) -> Result<(), String> {
+) -> Result<(), DeadLetterError> {
     let mut headers = HeaderMap::new();
     if let Some(original) = original {
         for (name, values) in original.iter() {
@@ -71,8 +85,8 @@ pub async fn store(
     let ack = js
         .publish_with_headers(dead_letter_subject(partition), headers, payload)
         .await
-        .map_err(|e| e.to_string())?;
-    ack.await.map_err(|e| e.to_string())?;
+        .map_err(|e| DeadLetterError(e.into()))?;
+    ack.await.map_err(|e| DeadLetterError(e.into()))?;
     metrics::counter!(names::DEAD_LETTERS, "reason" => reason.as_str()).increment(1);
     Ok(())
 }

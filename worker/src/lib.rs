@@ -5,29 +5,33 @@
 //! users embedding their own logic do the same in-process.
 
 pub mod answers;
+pub mod assignment;
 pub mod callback;
 pub mod config;
-pub mod consumer;
 pub mod deadletter;
+pub mod intake;
 pub mod logic;
+pub mod membership;
 pub mod process;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::future::BoxFuture;
 use shared::health::Readiness;
-use shared::topology;
+use shared::retry::{Backoff, Failure, Limits, retry};
+use shared::topology::{self, ConsumerSettings, Layout};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use config::LogicKind;
+use intake::{Intake, IntakeSettings, IntakeStatus};
 use logic::Logic;
+use membership::Membership;
 
 /// Start-up failed: the message says which setting or resource is the problem.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,8 @@ pub enum StartError {
     Nats(#[from] shared::nats::ConnectError),
     #[error("{0}")]
     Logic(String),
+    #[error("cannot build the callback client: {0}")]
+    Callback(#[from] reqwest::Error),
 }
 
 /// The logic selected by the configuration: the playbook (`PLAYBOOK`, else the built-in one),
@@ -75,19 +81,30 @@ pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> 
     }
 }
 
+/// How long a partition stays with a worker that stopped pulling (killed, frozen, cut off)
+/// before NATS gives it to another.
+const PIN_TTL: Duration = Duration::from_secs(2);
+/// How long a pull request stays open; it renews the pin, so it is well below [`PIN_TTL`].
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+/// Most events asked for in one pull request.
+const PULL_BATCH: u32 = 64;
+/// Longest wait for one JetStream API call of the intake. During a leader election calls time
+/// out; short attempts, retried, notice the new leader sooner.
+const API_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A bound, not yet consuming worker.
 pub struct Worker {
     config: Arc<Config>,
     listener: TcpListener,
     client: async_nats::Client,
     logic: Arc<dyn Logic>,
-    live: Arc<AtomicUsize>,
+    deliverer: callback::Deliverer,
+    status: Arc<IntakeStatus>,
 }
 
 struct WorkerReadiness {
     client: async_nats::Client,
-    live: Arc<AtomicUsize>,
-    partitions: usize,
+    status: Arc<IntakeStatus>,
 }
 
 impl Readiness for WorkerReadiness {
@@ -96,14 +113,7 @@ impl Readiness for WorkerReadiness {
             if !shared::nats::is_connected(&self.client) {
                 return Err("not connected to NATS".into());
             }
-            let live = self.live.load(Ordering::Relaxed);
-            if live < self.partitions {
-                return Err(format!(
-                    "consuming {live} of {} partitions",
-                    self.partitions
-                ));
-            }
-            Ok(())
+            self.status.check()
         })
     }
 }
@@ -118,13 +128,22 @@ impl Worker {
                 addr: config.worker.addr,
                 source,
             })?;
+        let worker = &config.worker;
+        let deliverer = callback::Deliverer::new(
+            worker.api_url.clone(),
+            config.token.saltedcx_token.signing().clone(),
+            worker.callback_timeout,
+            worker.deadline_margin,
+            worker.callback_max_attempts,
+        )?;
         let client = shared::nats::connect(&config.nats, "yourlogic-worker").await?;
         Ok(Self {
             config: Arc::new(config),
             listener,
             client,
             logic,
-            live: Arc::new(AtomicUsize::new(0)),
+            deliverer,
+            status: Arc::new(IntakeStatus::default()),
         })
     }
 
@@ -133,8 +152,9 @@ impl Worker {
         self.listener.local_addr()
     }
 
-    /// Consumes until `shutdown` resolves; then stops taking events, finishes the ones in
-    /// progress (bounded by the shutdown timeout), hands back unstarted ones and drains NATS.
+    /// Consumes until `shutdown` resolves; then gives its partitions up, hands back the events
+    /// it has not started, finishes the ones in progress (bounded by the shutdown timeout) and
+    /// flushes NATS.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -144,8 +164,7 @@ impl Worker {
         let stop = CancellationToken::new();
         let readiness = Arc::new(WorkerReadiness {
             client: self.client.clone(),
-            live: self.live.clone(),
-            partitions: usize::from(config.topology.partitions),
+            status: self.status.clone(),
         });
         // Every task lives in this set, so dropping `run` (an aborted task in tests) stops them
         // all, like a killed process.
@@ -157,7 +176,8 @@ impl Worker {
                 tracing::error!(error = %err, "health server failed");
             }
         });
-        let js = jetstream::new(self.client.clone());
+        let mut js = jetstream::new(self.client.clone());
+        js.set_timeout(API_TIMEOUT);
         tasks.spawn(shared::queue::monitor(
             js.clone(),
             config.topology.clone(),
@@ -165,26 +185,30 @@ impl Worker {
         ));
         let consuming = consume(
             js,
+            self.client.clone(),
             config.clone(),
             self.logic.clone(),
-            self.live.clone(),
+            self.deliverer,
+            self.status.clone(),
             stop.clone(),
         );
-        tokio::pin!(consuming);
-        tracing::info!(partitions = config.topology.partitions, "worker started");
+        let mut consuming = std::pin::pin!(consuming);
+        tracing::info!(
+            partitions = config.topology.partitions,
+            shards = config.topology.shards,
+            "worker started"
+        );
 
         tokio::select! {
             () = shutdown => {}
             () = &mut consuming => {}
         }
-        tracing::info!("stopping: finishing in-flight events");
+        tracing::info!("stopping: handing back partitions and finishing in-flight events");
         stop.cancel();
-        let timeout = config.worker.shutdown_timeout;
-        if tokio::time::timeout(timeout, consuming).await.is_err() {
-            tracing::warn!(
-                ?timeout,
-                "in-flight events did not finish in time; they will be redelivered"
-            );
+        // The intake bounds its own hand-back by the shutdown timeout; this is only a guard.
+        let guard = config.worker.shutdown_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(guard, consuming).await.is_err() {
+            tracing::warn!("the intake did not stop in time");
         }
         tasks.abort_all();
         if tokio::time::timeout(Duration::from_secs(5), self.client.drain())
@@ -198,60 +222,69 @@ impl Worker {
     }
 }
 
-/// Sets up the topology (retrying while NATS is unavailable), then runs one loop per partition
-/// until `stop` is cancelled and every loop has finished its current event.
+/// Sets up the topology (retrying while NATS is unavailable), joins the membership and runs the
+/// intake until `stop` is cancelled and it has handed everything back.
 async fn consume(
     js: jetstream::Context,
+    client: async_nats::Client,
     config: Arc<Config>,
     logic: Arc<dyn Logic>,
-    live: Arc<AtomicUsize>,
+    deliverer: callback::Deliverer,
+    status: Arc<IntakeStatus>,
     stop: CancellationToken,
 ) {
-    let mut pause = Duration::from_millis(200);
-    let answers = loop {
-        let setup = async {
-            topology::ensure_event_stream(&js, &config.topology).await?;
-            topology::ensure_dead_letter_stream(&js, config.topology.stream_replicas).await?;
-            topology::ensure_answers_bucket(&js, &config.topology).await
-        };
-        match setup.await {
-            Ok(store) => break answers::Answers::new(store, js.client()),
-            Err(err) => {
+    let setup = retry(
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+        Limits::until_cancelled(&stop),
+        |_| async {
+            let setup = async {
+                topology::ensure_event_streams(&js, &config.topology).await?;
+                topology::ensure_dead_letter_stream(&js, config.topology.stream_replicas).await?;
+                topology::ensure_answers_bucket(&js, &config.topology).await
+            };
+            setup.await.map_err(|err| {
                 tracing::warn!(error = %err, "NATS topology not ready; retrying");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
+                Failure::Transient(err)
+            })
+        },
+    )
+    .await;
+    let Ok(store) = setup else { return };
+    let (membership, announcing) = match Membership::start(client.clone(), stop.clone()).await {
+        Ok(started) => started,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot join the worker membership");
+            return;
         }
     };
     let worker = &config.worker;
     let processor = Arc::new(process::Processor {
         js: js.clone(),
-        answers,
-        deliverer: callback::Deliverer::new(
-            worker.api_url.clone(),
-            config.token.saltedcx_token.signing().clone(),
-            worker.callback_timeout,
-            worker.deadline_margin,
-        ),
+        answers: answers::Answers::new(store, client.clone()),
+        deliverer,
         logic,
         max_deliveries: worker.max_deliveries,
-        ack_wait: worker.ack_wait,
-        answers_ttl: config.topology.answers_ttl,
     });
-    let mut loops = tokio::task::JoinSet::new();
-    for partition in 0..config.topology.partitions {
-        loops.spawn(consumer::run_partition(
-            js.clone(),
-            config.topology.clone(),
-            worker.ack_wait,
-            processor.clone(),
-            partition,
-            stop.clone(),
-            live.clone(),
-        ));
-    }
-    while loops.join_next().await.is_some() {}
+    let settings = IntakeSettings {
+        consumer: ConsumerSettings {
+            ack_wait: worker.ack_wait,
+            max_in_flight: worker.in_flight_per_partition,
+            pin_ttl: PIN_TTL,
+        },
+        batch: PULL_BATCH,
+        pull_expires: PULL_EXPIRES,
+        max_buffered_bytes: usize::try_from(worker.max_held_bytes).unwrap_or(usize::MAX),
+    };
+    tracing::info!(worker = membership.id(), "joined the workers");
+    let intake = Intake::new(
+        client,
+        js,
+        Layout::new(&config.topology),
+        settings,
+        processor,
+        membership.id().to_string(),
+        status,
+    );
+    let intake = intake::run(intake, membership.view(), stop, worker.shutdown_timeout);
+    tokio::join!(announcing, intake);
 }

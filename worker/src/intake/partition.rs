@@ -1,0 +1,382 @@
+//! What a worker knows about one partition: whether it owns it, its consumer's state, the pull
+//! requests it has open, the pin NATS gave it, the events it holds, and the takeover barrier.
+//!
+//! **The takeover barrier.** When this worker becomes the pinned one (a new pin id on a
+//! delivery), another worker may still hold events of the partition: delivered to it before the
+//! pin moved, not yet acknowledged (it is slow, stopping, or dead and its events wait for the ack
+//! wait). Until it is known which, nothing of the partition starts ("syncing"). Then every such
+//! event (sequence and conversation) becomes a barrier entry: a later event of the same
+//! conversation waits until the entry is gone — acknowledged by the other worker (it disappears
+//! from the work-queue stream) or redelivered here (it joins its conversation's lane in sequence
+//! order). Other conversations go on at once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::Subject;
+use tokio::time::Instant;
+
+/// Whether the partition's consumer is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// Must be created or checked before pulling (at start, or after it vanished).
+    Needed { not_before: Instant },
+    /// Being created or checked.
+    InProgress,
+    /// Ready to pull.
+    Done,
+}
+
+/// Whether events of the partition may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Yes, subject to the barrier.
+    Synced,
+    /// No: the barrier of pin epoch `epoch` is being computed.
+    Syncing { epoch: u64 },
+}
+
+/// An event delivered to this worker and not finished.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub conversation: Arc<str>,
+    /// Where acknowledgements (and progress) go; the latest delivery's.
+    pub ack_subject: Subject,
+    /// When NATS last heard that this event is being worked on (delivery or progress).
+    pub progress_at: Instant,
+    /// Its size, for the buffer budget.
+    pub bytes: usize,
+}
+
+/// One open pull request.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    remaining: u32,
+    /// After this the request counts as lost if NATS has not ended it.
+    lost_after: Instant,
+}
+
+/// Events another worker held when this one was pinned, by sequence and by conversation.
+#[derive(Debug, Default)]
+pub struct Barrier {
+    by_sequence: BTreeMap<u64, Arc<str>>,
+    by_conversation: HashMap<Arc<str>, BTreeSet<u64>>,
+}
+
+impl Barrier {
+    pub fn insert(&mut self, sequence: u64, conversation: Arc<str>) {
+        self.by_conversation
+            .entry(conversation.clone())
+            .or_default()
+            .insert(sequence);
+        self.by_sequence.insert(sequence, conversation);
+    }
+
+    /// Removes the entry of `sequence`, returning its conversation.
+    pub fn remove(&mut self, sequence: u64) -> Option<Arc<str>> {
+        let conversation = self.by_sequence.remove(&sequence)?;
+        if let Some(set) = self.by_conversation.get_mut(&conversation) {
+            set.remove(&sequence);
+            if set.is_empty() {
+                self.by_conversation.remove(&conversation);
+            }
+        }
+        Some(conversation)
+    }
+
+    /// Whether an event of `conversation` at `sequence` must wait for an earlier one held
+    /// elsewhere.
+    pub fn blocks(&self, conversation: &str, sequence: u64) -> bool {
+        self.by_conversation
+            .get(conversation)
+            .and_then(|set| set.first())
+            .is_some_and(|first| *first < sequence)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sequence.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_sequence.len()
+    }
+
+    pub fn sequences(&self) -> Vec<u64> {
+        self.by_sequence.keys().copied().collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.by_sequence.clear();
+        self.by_conversation.clear();
+    }
+}
+
+/// One partition, as this worker sees it.
+#[derive(Debug)]
+pub struct Partition {
+    pub number: u16,
+    pub stream: String,
+    pub consumer: String,
+    /// Where pull requests go.
+    pub api_subject: String,
+    /// Whether the assignment gives it to this worker (only then does it pull).
+    pub owned: bool,
+    pub setup: Setup,
+    /// The pin id NATS gave this worker, if it holds the pin.
+    pub pin: Option<String>,
+    /// Incremented on every new pin, to tell current barrier results from stale ones.
+    pub epoch: u64,
+    pub sync: Sync,
+    pub held: HashMap<u64, Held>,
+    pub barrier: Barrier,
+    /// When the barrier was last checked against the stream (a check is running when `true`).
+    pub barrier_check: (Instant, bool),
+    requests: HashMap<u64, Request>,
+}
+
+impl Partition {
+    pub fn new(number: u16, stream: String, consumer: String, now: Instant) -> Self {
+        Self {
+            number,
+            api_subject: super::pull::api_subject(&stream, &consumer),
+            stream,
+            consumer,
+            owned: false,
+            setup: Setup::Needed { not_before: now },
+            pin: None,
+            epoch: 0,
+            sync: Sync::Synced,
+            held: HashMap::new(),
+            barrier: Barrier::default(),
+            barrier_check: (now, false),
+            requests: HashMap::new(),
+        }
+    }
+
+    /// Events requested and not yet delivered, over all open requests.
+    pub fn requested(&self) -> u32 {
+        self.requests.values().map(|r| r.remaining).sum()
+    }
+
+    /// Whether any pull request is open.
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    /// The batch of the next pull request, if one should be sent now: an owned, set-up
+    /// partition keeps one request open (which also keeps the pin), and asks for more when
+    /// less than half a batch is still requested and there is room under `max_in_flight`.
+    pub fn next_batch(&self, batch: u32, max_in_flight: u32, buffer_full: bool) -> Option<u32> {
+        if !self.owned || self.setup != Setup::Done {
+            return None;
+        }
+        let requested = self.requested();
+        let held = u32::try_from(self.held.len()).unwrap_or(u32::MAX);
+        let room = max_in_flight.saturating_sub(held.saturating_add(requested));
+        if self.requests.is_empty() {
+            // Always one open request, even when full: it keeps the pin.
+            return Some(room.clamp(1, batch));
+        }
+        if buffer_full || self.requests.len() >= 2 || requested >= batch / 2 || room < batch / 2 {
+            return None;
+        }
+        Some(room.min(batch))
+    }
+
+    pub fn request_sent(&mut self, id: u64, batch: u32, lost_after: Instant) {
+        self.requests.insert(
+            id,
+            Request {
+                remaining: batch,
+                lost_after,
+            },
+        );
+    }
+
+    /// One event arrived. Deliveries do not say which request they fill; NATS fills a worker's
+    /// requests in the order they arrived, so it is counted against the oldest.
+    pub fn delivered(&mut self) {
+        let Some((&id, _)) = self.requests.iter().min_by_key(|(id, _)| **id) else {
+            return;
+        };
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.remaining = request.remaining.saturating_sub(1);
+            if request.remaining == 0 {
+                self.requests.remove(&id);
+            }
+        }
+    }
+
+    /// Request `id` ended (expired, terminated, refused).
+    pub fn request_ended(&mut self, id: u64) {
+        self.requests.remove(&id);
+    }
+
+    /// Forgets requests NATS never ended (a reconnection lost them).
+    pub fn forget_lost_requests(&mut self, now: Instant) {
+        self.requests.retain(|_, r| r.lost_after > now);
+    }
+
+    /// Forgets every open request (the consumer is gone, or this worker stops pulling).
+    pub fn forget_requests(&mut self) {
+        self.requests.clear();
+    }
+
+    /// Records the pin id of a delivery; `true` when it is a new pin (a new epoch begins: the
+    /// partition syncs before anything starts).
+    pub fn observe_pin(&mut self, pin: Option<&str>) -> bool {
+        let Some(pin) = pin else {
+            return false;
+        };
+        if self.pin.as_deref() == Some(pin) {
+            return false;
+        }
+        self.pin = Some(pin.to_string());
+        self.epoch += 1;
+        self.sync = Sync::Syncing { epoch: self.epoch };
+        true
+    }
+
+    /// Whether events may start (subject to the barrier).
+    pub fn synced(&self) -> bool {
+        self.sync == Sync::Synced
+    }
+
+    /// Installs the barrier computed for `epoch` (ignored if a newer pin arrived meanwhile):
+    /// the events held elsewhere, minus those this worker holds itself.
+    pub fn install_barrier(&mut self, epoch: u64, foreign: Vec<(u64, Arc<str>)>) -> bool {
+        if self.sync != (Sync::Syncing { epoch }) {
+            return false;
+        }
+        self.barrier.clear();
+        for (sequence, conversation) in foreign {
+            if !self.held.contains_key(&sequence) {
+                self.barrier.insert(sequence, conversation);
+            }
+        }
+        self.sync = Sync::Synced;
+        true
+    }
+
+    /// Bytes of the events held.
+    pub fn held_bytes(&self) -> usize {
+        self.held.values().map(|h| h.bytes).sum()
+    }
+
+    /// Whether a barrier check is due (entries left, none running, the last one `every` ago).
+    pub fn barrier_check_due(&self, now: Instant, every: Duration) -> bool {
+        let (last, running) = self.barrier_check;
+        !self.barrier.is_empty() && !running && now.saturating_duration_since(last) >= every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition() -> Partition {
+        let mut p = Partition::new(3, "S".into(), "C".into(), Instant::now());
+        p.owned = true;
+        p.setup = Setup::Done;
+        p
+    }
+
+    fn held(conversation: &str) -> Held {
+        Held {
+            conversation: conversation.into(),
+            ack_subject: "$JS.ACK.x".into(),
+            progress_at: Instant::now(),
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn the_barrier_holds_back_only_later_events_of_the_same_conversation() {
+        let mut barrier = Barrier::default();
+        barrier.insert(10, "a".into());
+        barrier.insert(12, "a".into());
+        assert!(barrier.blocks("a", 11));
+        assert!(!barrier.blocks("a", 9), "an earlier event is not held back");
+        assert!(!barrier.blocks("b", 11));
+        assert_eq!(barrier.remove(10).as_deref(), Some("a"));
+        assert!(barrier.blocks("a", 13));
+        assert!(!barrier.blocks("a", 11));
+        barrier.remove(12);
+        assert!(barrier.is_empty());
+        assert!(!barrier.blocks("a", 13));
+    }
+
+    #[test]
+    fn an_owned_partition_keeps_one_request_open_and_tops_up_below_half_a_batch() {
+        let mut p = partition();
+        assert_eq!(p.next_batch(64, 256, false), Some(64));
+        p.request_sent(1, 64, Instant::now() + Duration::from_secs(5));
+        assert_eq!(
+            p.next_batch(64, 256, false),
+            None,
+            "half a batch still requested"
+        );
+        for _ in 0..40 {
+            p.delivered();
+        }
+        assert_eq!(p.requested(), 24);
+        assert_eq!(p.next_batch(64, 256, false), Some(64));
+        assert_eq!(
+            p.next_batch(64, 256, true),
+            None,
+            "no top-up while the buffer is full"
+        );
+        p.request_ended(1);
+        assert_eq!(
+            p.next_batch(64, 256, true),
+            Some(64),
+            "but always one open request"
+        );
+    }
+
+    #[test]
+    fn the_in_flight_limit_bounds_what_is_requested() {
+        let mut p = partition();
+        for seq in 0..250 {
+            p.held.insert(seq, held("c"));
+        }
+        assert_eq!(p.next_batch(64, 256, false), Some(6));
+        for seq in 250..300 {
+            p.held.insert(seq, held("c"));
+        }
+        assert_eq!(
+            p.next_batch(64, 256, false),
+            Some(1),
+            "one request keeps the pin"
+        );
+    }
+
+    #[test]
+    fn partitions_not_owned_or_not_set_up_do_not_pull() {
+        let mut p = partition();
+        p.owned = false;
+        assert_eq!(p.next_batch(64, 256, false), None);
+        p.owned = true;
+        p.setup = Setup::InProgress;
+        assert_eq!(p.next_batch(64, 256, false), None);
+    }
+
+    #[test]
+    fn a_new_pin_starts_an_epoch_and_only_its_barrier_is_installed() {
+        let mut p = partition();
+        assert!(p.observe_pin(Some("one")));
+        assert!(!p.observe_pin(Some("one")));
+        assert!(!p.synced());
+        assert!(p.observe_pin(Some("two")));
+        assert!(!p.install_barrier(1, vec![(5, "a".into())]), "stale epoch");
+        p.held.insert(6, held("b"));
+        assert!(p.install_barrier(2, vec![(5, "a".into()), (6, "b".into())]));
+        assert!(p.synced());
+        assert_eq!(
+            p.barrier.sequences(),
+            vec![5],
+            "own events are not barriers"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Stages 1 and 2: reading a delivery (envelope and delivery count) and deciding whether it is
+//! still to be answered.
+
+use async_nats::jetstream;
+use chrono::Utc;
+use shared::envelope::{Envelope, EnvelopeError};
+use shared::telemetry::names;
+
+use super::{Outcome, Processor, count};
+use crate::deadletter::Reason;
+
+/// One delivery being processed.
+pub(super) struct Job<'m> {
+    pub partition: u16,
+    pub message: &'m jetstream::Message,
+    pub envelope: Envelope,
+    /// How many times NATS has delivered it (1 the first time).
+    pub delivery: i64,
+    /// Whether this is certainly the first delivery to any worker (see [`is_first_delivery`]).
+    pub first_delivery: bool,
+}
+
+/// What triage decided.
+pub(super) enum Triage {
+    /// Nothing more to do: the outcome is final.
+    Finished(Outcome),
+    /// To be answered; `exhausted` when delivered too often (it probably crashes workers): it is
+    /// then not decided again but dead-lettered and answered with the fallback.
+    Proceed { exhausted: bool },
+}
+
+impl<'m> Job<'m> {
+    /// Reads the envelope and the delivery count of `message`.
+    pub fn read(partition: u16, message: &'m jetstream::Message) -> Result<Self, EnvelopeError> {
+        let envelope = Envelope::from_headers(message.headers.as_ref())?;
+        let info = message.info().ok();
+        let delivery = info.as_ref().map_or(1, |i| i.delivered);
+        let first_delivery = is_first_delivery(
+            delivery,
+            info.as_ref().map(|i| i.published.unix_timestamp_nanos()),
+            shared::nats::connection_changed_at(),
+        );
+        if delivery > 1 {
+            metrics::counter!(names::REDELIVERIES).increment(1);
+        }
+        Ok(Self {
+            partition,
+            message,
+            envelope,
+            delivery,
+            first_delivery,
+        })
+    }
+
+    pub fn trigger(&self) -> &str {
+        &self.envelope.trigger
+    }
+
+    /// The error recorded for an event delivered too often.
+    pub fn exhausted_error(&self) -> String {
+        format!("delivered {} times without being finished", self.delivery)
+    }
+}
+
+impl Processor {
+    /// Stage 2: expired, delivered too often, or to be answered.
+    pub(super) async fn triage(&self, job: &Job<'_>) -> Triage {
+        let exhausted = job.delivery > self.max_deliveries;
+        let too_late = Utc::now() >= self.deliverer.cutoff(job.envelope.deadline);
+        if exhausted && too_late {
+            // No answer can follow: dead-lettered and counted as failed here.
+            let stored = self
+                .dead_letter(
+                    job.partition,
+                    job.message,
+                    Reason::TooManyDeliveries,
+                    &job.exhausted_error(),
+                    job.trigger(),
+                )
+                .await;
+            let outcome = match stored {
+                Outcome::Failed => count(job.trigger(), Outcome::Failed),
+                other => other,
+            };
+            return Triage::Finished(outcome);
+        }
+        if too_late {
+            // A redelivery of an event answered just before a crash (or a lost acknowledgement)
+            // is not an expiry: one quick look at its record tells.
+            if !job.first_delivery
+                && self
+                    .answers
+                    .delivered_quickly(job.envelope.request_id)
+                    .await
+            {
+                metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                tracing::info!("redelivered after its deadline, but already answered");
+                return Triage::Finished(Outcome::AlreadyAnswered);
+            }
+            tracing::info!(deadline = %job.envelope.deadline, "deadline passed while queued; not answered");
+            return Triage::Finished(count(job.trigger(), Outcome::Expired));
+        }
+        Triage::Proceed { exhausted }
+    }
+}
+
+/// How far the NATS servers' clocks may be ahead of this worker's (an event published just
+/// before the connection changed must not look published after it).
+const NATS_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Whether this is certainly the event's first delivery to any worker. JetStream's delivery
+/// count says so, unless the consumer's progress was lost meanwhile: consumers keep it in memory,
+/// and a single NATS server that restarts forgets it, re-delivering unacknowledged events as if
+/// for the first time. That can only have happened while this worker was cut off from NATS, so
+/// an event published before the connection last changed (allowing for clock skew) counts as
+/// possibly redelivered: its answer record is looked up and its answer recorded.
+pub fn is_first_delivery(
+    delivery: i64,
+    published_unix_nanos: Option<i128>,
+    connection_changed_at: chrono::DateTime<Utc>,
+) -> bool {
+    let Some(published) = published_unix_nanos.and_then(|n| i64::try_from(n).ok()) else {
+        return false;
+    };
+    delivery == 1
+        && chrono::DateTime::from_timestamp_nanos(published)
+            > connection_changed_at + NATS_CLOCK_SKEW
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nanos(at: chrono::DateTime<Utc>) -> Option<i128> {
+        at.timestamp_nanos_opt().map(i128::from)
+    }
+
+    #[test]
+    fn first_delivery_needs_a_delivery_count_of_one_and_a_fresh_event() {
+        let connected = Utc::now() - chrono::Duration::minutes(10);
+        let fresh = nanos(Utc::now());
+        assert!(is_first_delivery(1, fresh, connected));
+        assert!(!is_first_delivery(2, fresh, connected));
+        // Unknown publication time: assume the worst.
+        assert!(!is_first_delivery(1, None, connected));
+    }
+
+    #[test]
+    fn events_published_before_a_reconnection_count_as_possibly_redelivered() {
+        let changed = Utc::now();
+        let before = nanos(changed - chrono::Duration::seconds(30));
+        assert!(!is_first_delivery(1, before, changed));
+        // Within the clock-skew allowance after the change: still treated with care.
+        let just_after = nanos(changed + chrono::Duration::seconds(2));
+        assert!(!is_first_delivery(1, just_after, changed));
+        let well_after = nanos(changed + chrono::Duration::seconds(6));
+        assert!(is_first_delivery(1, well_after, changed));
+    }
+}

@@ -1,0 +1,215 @@
+//! Stage 3: which answer to send. A redelivery first looks at the answer record; otherwise the
+//! event is parsed and decided (or, delivered too often, given the fallback), and the answer is
+//! claimed in the record unless a deterministic logic decided it on a first delivery.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use shared::answer::{Answer, Reply};
+use shared::event::Event;
+use shared::retry::{Backoff, Failure, Limits, retry};
+use shared::telemetry::names;
+
+use super::decide::fallback_reply;
+use super::job::Job;
+use super::{Outcome, Processor, count};
+use crate::answers::{AnswersError, Claim, Record};
+use crate::deadletter::Reason;
+
+/// The answer to send.
+pub(super) struct Plan {
+    pub answer: Answer,
+    /// `answered` or `silent`, or `failed` for a fallback.
+    pub outcome: Outcome,
+    /// Whether the answer is in the record (then it is marked delivered after the callback).
+    pub recorded: bool,
+    /// The event's account, when the envelope does not carry it (events queued by earlier
+    /// versions): read from the body.
+    pub account_id: Option<String>,
+}
+
+impl Processor {
+    pub(super) async fn plan(&self, job: &Job<'_>, exhausted: bool) -> Result<Plan, Outcome> {
+        // At most one answer per requestId, whatever happened before. On a first delivery there
+        // can be no record: JetStream de-duplicates a requestId for as long as records live.
+        if !job.first_delivery {
+            match self.record_of(job).await? {
+                Some(Record::Delivered { .. }) => {
+                    metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                    tracing::info!("already answered; acknowledging without a second callback");
+                    return Err(Outcome::AlreadyAnswered);
+                }
+                Some(Record::Pending { answer }) => {
+                    tracing::info!("answer computed before a redelivery; sending the same answer");
+                    return Ok(Plan {
+                        outcome: answered_outcome(&answer.reply),
+                        answer,
+                        recorded: true,
+                        account_id: None,
+                    });
+                }
+                None => {}
+            }
+        }
+        let (reply, outcome, account_id) = if exhausted {
+            let stored = self
+                .dead_letter(
+                    job.partition,
+                    job.message,
+                    Reason::TooManyDeliveries,
+                    &job.exhausted_error(),
+                    job.trigger(),
+                )
+                .await;
+            if stored == Outcome::Retry {
+                return Err(Outcome::Retry);
+            }
+            (fallback_reply(job.envelope.silent), Outcome::Failed, None)
+        } else {
+            self.decided(job).await?
+        };
+        let answer = Answer::new(job.envelope.request_id, reply);
+        // A deterministic logic's first decision needs no record: any other processing of this
+        // event decides the same answer. (A fallback is not a decision of the logic: recorded.)
+        let deterministic =
+            job.first_delivery && outcome != Outcome::Failed && self.logic.deterministic();
+        if deterministic {
+            return Ok(Plan {
+                answer,
+                outcome,
+                recorded: false,
+                account_id,
+            });
+        }
+        match self.claim(job, &answer).await? {
+            Claim::Won => Ok(Plan {
+                answer,
+                outcome,
+                recorded: true,
+                account_id,
+            }),
+            // Another processing of this event (a redelivery racing a stuck first attempt)
+            // recorded its answer first: send that one, never a second one.
+            Claim::Taken(Record::Pending { answer }) => {
+                tracing::info!("another processing recorded an answer first; sending it");
+                Ok(Plan {
+                    outcome: answered_outcome(&answer.reply),
+                    answer,
+                    recorded: true,
+                    account_id,
+                })
+            }
+            Claim::Taken(Record::Delivered { .. }) => {
+                metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+                tracing::info!("answered meanwhile by another processing; no callback");
+                Err(Outcome::AlreadyAnswered)
+            }
+        }
+    }
+
+    /// Parses the event and runs the logic; a failure is dead-lettered and gets the fallback.
+    async fn decided(&self, job: &Job<'_>) -> Result<(Reply, Outcome, Option<String>), Outcome> {
+        let event = match Event::from_json(&job.message.payload) {
+            Ok(event) => Arc::new(event),
+            Err(err) => {
+                return Err(self
+                    .dead_letter(
+                        job.partition,
+                        job.message,
+                        Reason::InvalidEvent,
+                        &err,
+                        job.trigger(),
+                    )
+                    .await);
+            }
+        };
+        let account_id = event.account_id.clone();
+        match self.decide(&event, job).await {
+            Ok(reply) => {
+                let outcome = answered_outcome(&reply);
+                Ok((reply, outcome, account_id))
+            }
+            Err(error) => {
+                let stored = self
+                    .dead_letter(
+                        job.partition,
+                        job.message,
+                        Reason::LogicError,
+                        &error,
+                        job.trigger(),
+                    )
+                    .await;
+                if stored == Outcome::Retry {
+                    return Err(Outcome::Retry);
+                }
+                Ok((
+                    fallback_reply(event.is_silent()),
+                    Outcome::Failed,
+                    account_id,
+                ))
+            }
+        }
+    }
+
+    /// The event's answer record, retried while time remains.
+    async fn record_of(&self, job: &Job<'_>) -> Result<Option<Record>, Outcome> {
+        let id = job.envelope.request_id;
+        self.until_cutoff(job, || self.answers.get(id)).await
+    }
+
+    /// Claims `answer` as the event's answer (the first claim wins), retried while time remains.
+    async fn claim(&self, job: &Job<'_>, answer: &Answer) -> Result<Claim, Outcome> {
+        let pending = Record::Pending {
+            answer: answer.clone(),
+        };
+        let id = job.envelope.request_id;
+        self.until_cutoff(job, || self.answers.claim(id, &pending))
+            .await
+    }
+
+    /// Retries a record operation until it succeeds or the event's cutoff passes. Without the
+    /// record an answer could be sent twice, so after the cutoff none is sent (expired); before
+    /// it, an unavailable record means trying the event again later.
+    async fn until_cutoff<T, F, Fut>(&self, job: &Job<'_>, mut operation: F) -> Result<T, Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AnswersError>>,
+    {
+        let cutoff = self.deliverer.cutoff(job.envelope.deadline);
+        let left = shared::deadline::remaining(cutoff, Utc::now());
+        let result = retry(
+            Backoff::new(
+                std::time::Duration::from_millis(20),
+                std::time::Duration::from_millis(500),
+            ),
+            Limits::until(tokio::time::Instant::now() + left),
+            |_| {
+                let attempt = operation();
+                async move {
+                    attempt.await.map_err(|err| {
+                        tracing::warn!(error = %err, "answers record unavailable; retrying");
+                        Failure::Transient(err)
+                    })
+                }
+            },
+        )
+        .await;
+        result.map_err(|_| {
+            if Utc::now() >= cutoff {
+                tracing::warn!("answers record unavailable until the deadline; not answered");
+                count(job.trigger(), Outcome::Expired)
+            } else {
+                Outcome::Retry
+            }
+        })
+    }
+}
+
+/// `answered` for a reply with actions, `silent` for an empty one.
+pub(super) fn answered_outcome(reply: &Reply) -> Outcome {
+    if reply.actions.is_empty() {
+        Outcome::Silent
+    } else {
+        Outcome::Answered
+    }
+}
