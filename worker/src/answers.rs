@@ -114,6 +114,40 @@ impl Answers {
         }
     }
 
+    /// Records that processing of `request_id` starts on its `delivery`-th delivery and returns
+    /// how many times it started before. Starts are recorded only when the event may be a
+    /// redelivery (first deliveries, the common case, cost nothing here); an unrecorded first
+    /// delivery counts as one earlier start. Counting starts rather than deliveries matters
+    /// because an event queued behind another of its conversation is redelivered with it after
+    /// a crash without ever having started.
+    pub async fn record_start(&self, request_id: Uuid, delivery: i64) -> Result<u64, AnswersError> {
+        let key = format!("starts.{request_id}");
+        // Two processings of one event racing on the record are rare: a few tries suffice.
+        for _ in 0..5 {
+            let current = self
+                .store
+                .entry(key.clone())
+                .await
+                .map_err(|e| AnswersError(e.to_string()))?
+                .filter(|entry| entry.operation == kv::Operation::Put);
+            let mut started = current
+                .as_ref()
+                .map(|entry| Starts::parse(&entry.value))
+                .unwrap_or_default();
+            let before = started.before(delivery);
+            started.add(delivery);
+            let value = Bytes::from(started.to_string());
+            let written = match &current {
+                Some(entry) => self.store.update(&key, value, entry.revision).await.is_ok(),
+                None => self.store.create(&key, value).await.is_ok(),
+            };
+            if written {
+                return Ok(before);
+            }
+        }
+        Err(AnswersError("the start record kept changing".into()))
+    }
+
     /// Sends `record` for `request_id` to the bucket, replacing any record, without waiting for
     /// (or asking for) JetStream's confirmation: for records whose loss is tolerated (the
     /// "delivered" mark, which only saves a redelivery from re-sending the same answer). The
@@ -129,5 +163,57 @@ impl Answers {
             .publish(format!("{prefix}{request_id}"), Bytes::from(bytes))
             .await
             .map_err(|e| AnswersError(e.to_string()))
+    }
+}
+
+/// The deliveries on which processing of one event started, as recorded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Starts(std::collections::BTreeSet<i64>);
+
+impl Starts {
+    fn parse(bytes: &[u8]) -> Self {
+        let text = std::str::from_utf8(bytes).unwrap_or_default();
+        Starts(
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect(),
+        )
+    }
+
+    /// Starts before the one on `delivery`: the recorded ones, plus the first delivery's when
+    /// it was not recorded.
+    fn before(&self, delivery: i64) -> u64 {
+        let recorded = self.0.iter().filter(|d| **d < delivery).count();
+        let unrecorded_first = delivery > 1 && !self.0.contains(&1);
+        u64::try_from(recorded).unwrap_or(u64::MAX) + u64::from(unrecorded_first)
+    }
+
+    fn add(&mut self, delivery: i64) {
+        self.0.insert(delivery);
+    }
+}
+
+impl std::fmt::Display for Starts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list: Vec<String> = self.0.iter().map(i64::to_string).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrecorded_first_delivery_counts_as_a_start() {
+        let none = Starts::default();
+        assert_eq!(none.before(1), 0);
+        assert_eq!(none.before(3), 1);
+        let mut recorded = Starts::parse(b"1,2");
+        assert_eq!(recorded.before(3), 2);
+        recorded.add(3);
+        assert_eq!(recorded.to_string(), "1,2,3");
+        assert_eq!(Starts::parse(b"2").before(3), 2);
+        assert_eq!(Starts::parse(b"junk").before(2), 1);
     }
 }

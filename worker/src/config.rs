@@ -112,7 +112,8 @@ pub struct WorkerArgs {
     /// last one fails the event is dead-lettered (reason `callback_unreachable`).
     #[arg(long, env = "CALLBACK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub callback_max_attempts: u32,
-    /// Deliveries of one event after which it is dead-lettered without processing (it probably
+    /// Times processing of one event may start (counted over redeliveries) before it is
+    /// dead-lettered and answered with the fallback without being decided again (it probably
     /// crashes workers).
     #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5)]
     pub max_deliveries: i64,

@@ -70,15 +70,50 @@ impl Processor {
     }
 }
 
-/// The answer when the logic failed: ask for a human (unless the trigger is silent) and tell the
-/// agents, in general terms: the error itself (which may name internal services) is in the
-/// dead letter and the logs, not in front of agents.
-pub(super) fn fallback_reply(silent: bool) -> Reply {
+/// Why the fallback answer is sent, in words for the agents who take over: general terms only,
+/// since the error itself (which may name internal services or URLs) belongs in the dead letter
+/// and the logs, not in front of agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FallbackCause {
+    TookTooLong,
+    Failed,
+    DependencyUnavailable,
+    TriedTooOften,
+}
+
+impl FallbackCause {
+    pub fn of(error: &DecideError) -> Self {
+        match error {
+            DecideError::TimedOut(_) => FallbackCause::TookTooLong,
+            DecideError::Logic(LogicError::Unavailable(_)) => FallbackCause::DependencyUnavailable,
+            DecideError::Panicked(_) | DecideError::Aborted(_) | DecideError::Logic(_) => {
+                FallbackCause::Failed
+            }
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            FallbackCause::TookTooLong => "the automatic answer took too long",
+            FallbackCause::Failed => "the automatic answer failed",
+            FallbackCause::DependencyUnavailable => {
+                "a service the automatic answer needs is unavailable"
+            }
+            FallbackCause::TriedTooOften => {
+                "this event could not be processed although it was tried several times"
+            }
+        }
+    }
+}
+
+/// The answer when the logic could not decide: ask for a human (unless the trigger is silent)
+/// and tell the agents why, in general terms.
+pub(super) fn fallback_reply(silent: bool, cause: FallbackCause) -> Reply {
     if silent {
         return Reply::nothing();
     }
     Reply::with_actions(vec![
-        Action::note("The automatic answer failed; please take over."),
+        Action::note(format!("Please take over: {}.", cause.words())),
         Action::needs_help(),
     ])
 }

@@ -65,10 +65,38 @@ impl<'m> Job<'m> {
 impl Processor {
     /// Stage 2: expired, delivered too often, or to be answered.
     pub(super) async fn triage(&self, job: &Job<'_>) -> Triage {
-        let exhausted = job.delivery > self.max_deliveries;
         let too_late = Utc::now() >= self.deliverer.cutoff(job.envelope.deadline);
-        if exhausted && too_late {
-            // No answer can follow: dead-lettered and counted as failed here.
+        if too_late {
+            return Triage::Finished(self.too_late(job).await);
+        }
+        if job.first_delivery {
+            return Triage::Proceed { exhausted: false };
+        }
+        // Possibly a redelivery: how many times did processing start before?
+        let id = job.envelope.request_id;
+        let delivery = job.delivery;
+        match self
+            .until_cutoff(job, || self.answers.record_start(id, delivery))
+            .await
+        {
+            Ok(before) => {
+                tracing::debug!(
+                    delivery,
+                    starts_before = before,
+                    "possibly redelivered event"
+                );
+                Triage::Proceed {
+                    exhausted: before + 1 > self.max_starts(),
+                }
+            }
+            Err(outcome) => Triage::Finished(outcome),
+        }
+    }
+
+    /// The deadline passed while the event was queued.
+    async fn too_late(&self, job: &Job<'_>) -> Outcome {
+        if job.delivery > self.max_deliveries {
+            // Probably a poison event: kept as a dead letter, counted as failed.
             let stored = self
                 .dead_letter(
                     job.partition,
@@ -78,29 +106,29 @@ impl Processor {
                     job.trigger(),
                 )
                 .await;
-            let outcome = match stored {
+            return match stored {
                 Outcome::Failed => count(job.trigger(), Outcome::Failed),
                 other => other,
             };
-            return Triage::Finished(outcome);
         }
-        if too_late {
-            // A redelivery of an event answered just before a crash (or a lost acknowledgement)
-            // is not an expiry: one quick look at its record tells.
-            if !job.first_delivery
-                && self
-                    .answers
-                    .delivered_quickly(job.envelope.request_id)
-                    .await
-            {
-                metrics::counter!(names::ALREADY_ANSWERED).increment(1);
-                tracing::info!("redelivered after its deadline, but already answered");
-                return Triage::Finished(Outcome::AlreadyAnswered);
-            }
-            tracing::info!(deadline = %job.envelope.deadline, "deadline passed while queued; not answered");
-            return Triage::Finished(count(job.trigger(), Outcome::Expired));
+        // A redelivery of an event answered just before a crash (or a lost acknowledgement)
+        // is not an expiry: one quick look at its record tells.
+        if !job.first_delivery
+            && self
+                .answers
+                .delivered_quickly(job.envelope.request_id)
+                .await
+        {
+            metrics::counter!(names::ALREADY_ANSWERED).increment(1);
+            tracing::info!("redelivered after its deadline, but already answered");
+            return Outcome::AlreadyAnswered;
         }
-        Triage::Proceed { exhausted }
+        tracing::info!(deadline = %job.envelope.deadline, "deadline passed while queued; not answered");
+        count(job.trigger(), Outcome::Expired)
+    }
+
+    fn max_starts(&self) -> u64 {
+        u64::try_from(self.max_deliveries).unwrap_or(1).max(1)
     }
 }
 

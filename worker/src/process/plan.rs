@@ -10,7 +10,7 @@ use shared::event::Event;
 use shared::retry::{Backoff, Failure, Limits, retry};
 use shared::telemetry::names;
 
-use super::decide::fallback_reply;
+use super::decide::{FallbackCause, fallback_reply};
 use super::job::Job;
 use super::{Outcome, Processor, count};
 use crate::answers::{AnswersError, Claim, Record};
@@ -64,7 +64,11 @@ impl Processor {
             if stored == Outcome::Retry {
                 return Err(Outcome::Retry);
             }
-            (fallback_reply(job.envelope.silent), Outcome::Failed, None)
+            (
+                fallback_reply(job.envelope.silent, FallbackCause::TriedTooOften),
+                Outcome::Failed,
+                None,
+            )
         } else {
             self.decided(job).await?
         };
@@ -142,11 +146,8 @@ impl Processor {
                 if stored == Outcome::Retry {
                     return Err(Outcome::Retry);
                 }
-                Ok((
-                    fallback_reply(event.is_silent()),
-                    Outcome::Failed,
-                    account_id,
-                ))
+                let reply = fallback_reply(event.is_silent(), FallbackCause::of(&error));
+                Ok((reply, Outcome::Failed, account_id))
             }
         }
     }
@@ -170,7 +171,11 @@ impl Processor {
     /// Retries a record operation until it succeeds or the event's cutoff passes. Without the
     /// record an answer could be sent twice, so after the cutoff none is sent (expired); before
     /// it, an unavailable record means trying the event again later.
-    async fn until_cutoff<T, F, Fut>(&self, job: &Job<'_>, mut operation: F) -> Result<T, Outcome>
+    pub(super) async fn until_cutoff<T, F, Fut>(
+        &self,
+        job: &Job<'_>,
+        mut operation: F,
+    ) -> Result<T, Outcome>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AnswersError>>,
