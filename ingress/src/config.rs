@@ -59,14 +59,26 @@ pub struct HttpArgs {
     /// How long to wait for JetStream to confirm a publish before answering 503.
     #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
-    /// How long a client may take to send a request's headers, and then its body (slow clients
-    /// get 408 for the body, a closed connection for the headers); also how long an idle
-    /// keep-alive connection stays open.
+    /// How long a client may take to send a request's body (408 beyond).
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// Most client connections open at once; more wait in the listen backlog.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    /// How long a client may take to send a request's head, from the connection's start or the
+    /// first byte of the request (the connection is closed beyond): protects against clients
+    /// that never finish their headers.
+    #[arg(long, env = "HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long an idle keep-alive connection stays open waiting for its next request.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most client connections open at once. At the cap the longest-idle keep-alive
+    /// connection (or one stalled in its headers) is closed to make room; only when all are
+    /// busy do new connections wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Most connections open at once from one peer address (0: no limit). Leave it off when
+    /// Salted CX (or a load balancer) reaches the ingress from a few addresses.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_PEER", default_value_t = 0)]
+    pub max_connections_per_peer: u32,
     /// How often the queue-length gauges are refreshed.
     #[arg(long, env = "QUEUE_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub queue_stats_interval: Duration,
@@ -93,7 +105,10 @@ impl Config {
                 clock_skew: Duration::from_secs(5),
                 publish_timeout: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(10),
-                max_connections: 1024,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 8192,
+                max_connections_per_peer: 0,
                 queue_stats_interval: Duration::from_secs(5),
                 shutdown_timeout: Duration::from_secs(10),
             },

@@ -119,9 +119,12 @@ impl Ingress {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ingress listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = &self.config.http;
         let limits = serve::Limits {
-            header_timeout: self.config.http.request_timeout,
-            max_connections: self.config.http.max_connections as usize,
+            header_timeout: http.header_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+            max_per_peer: usize::try_from(http.max_connections_per_peer).unwrap_or(usize::MAX),
         };
         let server = serve::serve(self.listener, self.router, limits, async move {
             shutdown.await;

@@ -17,6 +17,11 @@ pub mod names {
     pub const INGRESS_REQUESTS: &str = "yourlogic_ingress_requests_total";
     /// Histogram: time from request receipt to response at the ingress.
     pub const INGRESS_SECONDS: &str = "yourlogic_ingress_request_seconds";
+    /// Gauge: client connections open at the ingress.
+    pub const INGRESS_CONNECTIONS: &str = "yourlogic_ingress_connections";
+    /// Counter, label `reason`: connections the ingress closed (evicted_idle, evicted_stalled,
+    /// header_timeout, idle_timeout, peer_limit).
+    pub const INGRESS_CONNECTIONS_CLOSED: &str = "yourlogic_ingress_connections_closed_total";
     /// Histogram: time the durable JetStream publish took.
     pub const PUBLISH_SECONDS: &str = "yourlogic_publish_seconds";
     /// Counter, labels `trigger`, `outcome`: answered, silent, expired, failed.
@@ -102,6 +107,22 @@ pub fn register(service: Service) {
             ] {
                 metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(0);
             }
+            describe_gauge!(names::INGRESS_CONNECTIONS, "Client connections open");
+            describe_counter!(
+                names::INGRESS_CONNECTIONS_CLOSED,
+                "Client connections closed by the ingress, by reason"
+            );
+            for reason in [
+                "evicted_idle",
+                "evicted_stalled",
+                "header_timeout",
+                "idle_timeout",
+                "peer_limit",
+            ] {
+                metrics::counter!(names::INGRESS_CONNECTIONS_CLOSED, "reason" => reason)
+                    .increment(0);
+            }
+            metrics::gauge!(names::INGRESS_CONNECTIONS).increment(0.0);
             metrics::gauge!(names::UP, "service" => "ingress").set(1.0);
         }
         Service::Worker => {

@@ -43,7 +43,9 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 async fn slow_bodies_get_408_and_slow_or_silent_connections_are_closed() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |c| {
-        c.http.request_timeout = Duration::from_secs(1)
+        c.http.request_timeout = Duration::from_secs(1);
+        c.http.header_timeout = Duration::from_secs(1);
+        c.http.idle_timeout = Duration::from_secs(1);
     })
     .await?;
     stack::wait_ready(&ingress, READY).await?;
@@ -100,7 +102,7 @@ async fn slow_bodies_get_408_and_slow_or_silent_connections_are_closed() -> Resu
         let (_, closed) = read_until_closed(stream, Duration::from_secs(10)).await;
         assert!(closed.is_some(), "{what} connection still open after 10 s");
         println!(
-            "{what} connection closed by the ingress within {:?} (REQUEST_TIMEOUT 1 s)",
+            "{what} connection closed by the ingress within {:?} (HEADER_TIMEOUT and IDLE_TIMEOUT 1 s)",
             opened.elapsed()
         );
     }
@@ -212,11 +214,11 @@ async fn many_slow_connections_neither_block_real_events_nor_grow_memory_without
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_connection_cap_holds_extra_connections_back_until_others_close() -> Result<()> {
+async fn at_the_cap_a_connection_stalled_in_its_headers_is_closed_to_make_room() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress: Service = stack::start_ingress(&nats.url(), |c| {
         c.http.max_connections = 8;
-        c.http.request_timeout = Duration::from_secs(2);
+        c.http.header_timeout = Duration::from_secs(10);
     })
     .await?;
     stack::wait_ready(&ingress, READY).await?;
@@ -228,8 +230,8 @@ async fn the_connection_cap_holds_extra_connections_back_until_others_close() ->
             .await?;
         held.push(stream);
     }
-    // The ninth connection is accepted by the kernel but not served until a slot frees up,
-    // which the header timeout guarantees.
+    // The ninth connection is served once one of the eight has been stalled in its headers for
+    // a second, long before the 10 s header timeout would free a slot.
     let started = Instant::now();
     let response = reqwest::Client::new()
         .get(format!("{}/healthz", ingress.url()))
@@ -238,10 +240,62 @@ async fn the_connection_cap_holds_extra_connections_back_until_others_close() ->
         .await?;
     let waited = started.elapsed();
     assert_eq!(response.status(), 200);
-    println!("with 8 slots held by slow clients, a new request was served after {waited:?}");
+    println!("with 8 slots held by stalled clients, a new request was served after {waited:?}");
     assert!(
-        waited >= Duration::from_millis(1500),
+        waited >= Duration::from_millis(900),
         "served at once ({waited:?}): cap not applied"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "served only after {waited:?}: stalled connections were not closed"
+    );
+    let page = stack::scrape(&ingress).await?;
+    let evicted = stack::metric_value(
+        &page,
+        "yourlogic_ingress_connections_closed_total",
+        &[("reason", "evicted_stalled")],
+    );
+    assert!(evicted >= 1.0, "no stalled connection counted as evicted");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_the_longest_idle_keep_alive_connection_makes_room_at_once() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let ingress: Service = stack::start_ingress(&nats.url(), |c| {
+        c.http.max_connections = 8;
+        c.http.idle_timeout = Duration::from_secs(60);
+    })
+    .await?;
+    stack::wait_ready(&ingress, READY).await?;
+    // Eight keep-alive connections, each after one answered request, idle.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let mut stream = TcpStream::connect(ingress.addr()).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await?;
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await??;
+        assert!(String::from_utf8_lossy(&buf[..read]).starts_with("HTTP/1.1 200"));
+        idle.push(stream);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .get(format!("{}/healthz", ingress.url()))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await?;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    println!("with 8 idle keep-alive connections at the cap, a new one was served in {waited:?}");
+    assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+    // The oldest idle connection was the one closed.
+    let (_, oldest_closed) = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
+    assert!(
+        oldest_closed.is_some(),
+        "the longest-idle connection is still open"
     );
     Ok(())
 }

@@ -57,6 +57,7 @@ fn load_options(stack: &Stack, rate: Option<f64>) -> Result<load::LoadOptions> {
         budget: Duration::from_secs(15),
         event_size: 3072,
         ramp_up: Duration::from_millis(200),
+        connections: testkit::sim::config::Connections::PerConversation,
         // In-process workers share one metrics registry with every test of the process.
         worker_metrics: Vec::new(),
         warmup: Duration::ZERO,

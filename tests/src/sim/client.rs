@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use reqwest::StatusCode;
 use serde_json::Value;
 
 /// What became of one POST.
@@ -111,34 +110,64 @@ impl IngressClient {
             Ok(response) => response,
             Err(err) => return failed(&err),
         };
-        let status = response.status();
-        let text = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(err) => return failed(&err),
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(bytes) => classify(status, &bytes),
+            Err(err) => failed(&err),
+        }
+    }
+
+    /// Where a conversation's own connection posts (see [`super::dedicated`]): the ingress
+    /// address resolved now, once.
+    pub async fn dedicated_target(&self) -> Result<super::dedicated::Target> {
+        let host = self.url.host_str().context("the ingress URL has no host")?;
+        let port = self
+            .url
+            .port_or_known_default()
+            .context("the ingress URL has no port")?;
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?;
+        let host_header = match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
         };
-        let json: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-        if status == StatusCode::ACCEPTED {
-            return match json.get("status").and_then(Value::as_str) {
-                Some("duplicate") => Posted::Duplicate,
-                _ => Posted::Accepted,
-            };
-        }
-        let code = json
-            .pointer("/error/code")
-            .and_then(Value::as_str)
-            .unwrap_or("error");
-        let message = json
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .map_or_else(
-                || String::from_utf8_lossy(&text).chars().take(200).collect(),
-                str::to_owned,
-            );
-        Posted::Refused {
-            status: status.as_u16(),
-            kind: format!("http_{}_{code}", status.as_u16()),
-            message,
-        }
+        Ok(super::dedicated::Target {
+            addr,
+            host: host_header.parse().context("ingress host")?,
+            path: self.url.path().to_string(),
+            authorization: self.authorization.parse().context("token")?,
+        })
+    }
+}
+
+/// What an ingress answer means: `202` accepted or duplicate, anything else refused with the
+/// error code of its JSON body.
+pub fn classify(status: u16, body: &[u8]) -> Posted {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if status == 202 {
+        return match json.get("status").and_then(Value::as_str) {
+            Some("duplicate") => Posted::Duplicate,
+            _ => Posted::Accepted,
+        };
+    }
+    let code = json
+        .pointer("/error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let message = json
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map_or_else(
+            || String::from_utf8_lossy(body).chars().take(200).collect(),
+            str::to_owned,
+        );
+    Posted::Refused {
+        status,
+        kind: format!("http_{status}_{code}"),
+        message,
     }
 }
 
@@ -153,5 +182,23 @@ fn failed(err: &reqwest::Error) -> Posted {
     Posted::Failed {
         kind,
         message: format!("{err:#}"),
+    }
+}
+
+/// How one conversation reaches the ingress.
+pub enum Poster {
+    /// Through a pool shared by all conversations.
+    Shared(IngressClient),
+    /// Through a connection of its own, as Salted CX does.
+    Own(super::dedicated::Dedicated),
+}
+
+impl Poster {
+    /// Posts one event body.
+    pub async fn post(&mut self, body: Bytes) -> Posted {
+        match self {
+            Poster::Shared(client) => client.post(body).await,
+            Poster::Own(connection) => connection.post(body).await,
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::{LogFormat, parse_duration};
 
 /// A Salted CX emulator: sends Your Logic events to the ingress like Salted CX (one at a time
@@ -114,10 +114,14 @@ pub struct LoadArgs {
     /// (0: natural size, growing with the conversation).
     #[arg(long, env = "SIM_EVENT_SIZE", default_value_t = 3072)]
     pub event_size: usize,
-    /// Start the conversations evenly spread over this time (thousands of connections opened
-    /// at the same instant overflow a server's accept queue).
-    #[arg(long, env = "SIM_RAMP_UP", default_value = "2s", value_parser = parse_duration)]
+    /// Start the conversations evenly spread over this time; 0 starts them all at once, as a
+    /// burst (Salted CX reconnecting, a campaign starting).
+    #[arg(long, env = "SIM_RAMP_UP", default_value = "0s", value_parser = parse_duration)]
     pub ramp_up: Duration,
+    /// How conversations reach the ingress: each over a connection of its own, kept alive
+    /// between its events (as Salted CX does), or over one shared pool.
+    #[arg(long, env = "SIM_CONNECTIONS", value_enum, default_value_t = Connections::PerConversation)]
+    pub connections: Connections,
     /// Leave the latencies of the first moments out of the histograms.
     #[arg(long, env = "SIM_WARMUP", default_value = "0s", value_parser = parse_duration)]
     pub warmup: Duration,
@@ -181,4 +185,13 @@ mod tests {
         assert_eq!(load.rate, Some(500.0));
         assert_eq!(load.target.budget, Duration::from_secs(15));
     }
+}
+
+/// How conversations reach the ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Connections {
+    /// One HTTP connection per concurrent conversation.
+    PerConversation,
+    /// One pool of connections shared by all conversations.
+    Pooled,
 }

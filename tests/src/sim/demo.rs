@@ -77,6 +77,7 @@ pub async fn run(options: &DemoOptions, server: Arc<CallbackServer>) -> Result<V
     let stats = Arc::new(Stats::default());
     let env = Env {
         client,
+        dedicated: None,
         server,
         stats: stats.clone(),
         budget: options.budget,
@@ -87,7 +88,8 @@ pub async fn run(options: &DemoOptions, server: Arc<CallbackServer>) -> Result<V
     let mut transcripts = Vec::new();
     for i in 0..options.conversations {
         let scenario = &options.scenarios[i % options.scenarios.len()];
-        let (records, _) = play(&env, scenario, &pacing, true).await;
+        let mut poster = env.poster();
+        let (records, _) = play(&env, &mut poster, scenario, &pacing, true).await;
         if options.print {
             print!(
                 "{}",

@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::client::{IngressClient, Posted};
+use super::client::{IngressClient, Posted, Poster};
 use super::conversation::{Applied, Conversation};
+use super::dedicated::{Dedicated, Target};
 use super::scenario::{Scenario, Step};
 use super::server::CallbackServer;
 use super::stats::{Stats, bump};
@@ -26,8 +27,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What every conversation of a run shares.
 pub struct Env {
-    /// Posts events to the ingress.
+    /// Posts events to the ingress (the pool shared by conversations without their own
+    /// connection).
     pub client: IngressClient,
+    /// With one connection per conversation: where those connections go.
+    pub dedicated: Option<Target>,
     /// Receives the callbacks.
     pub server: Arc<CallbackServer>,
     /// Counters and histograms of the run.
@@ -38,6 +42,16 @@ pub struct Env {
     pub event_size: usize,
     /// Latencies of events scheduled before this instant are not recorded.
     pub warmup_until: Instant,
+}
+
+impl Env {
+    /// A conversation's way to the ingress: its own connection, or the shared pool.
+    pub fn poster(&self) -> Poster {
+        match &self.dedicated {
+            Some(target) => Poster::Own(Dedicated::new(target.clone())),
+            None => Poster::Shared(self.client.clone()),
+        }
+    }
 }
 
 /// Whether more events may be sent: a stop flag and an optional budget of events.
@@ -137,6 +151,7 @@ pub struct Record {
 /// otherwise) and whether the conversation was played to its end.
 pub async fn play(
     env: &Env,
+    poster: &mut Poster,
     scenario: &Scenario,
     pacing: &Pacing,
     keep: bool,
@@ -154,7 +169,7 @@ pub async fn play(
                 finished = false;
                 break;
             };
-            play_event(env, &mut conversation, step, seq as u64, scheduled).await
+            play_event(env, poster, &mut conversation, step, seq as u64, scheduled).await
         } else {
             conversation.event(step, env.budget, env.event_size);
             None
@@ -177,6 +192,7 @@ pub async fn play(
 /// Sends one event and waits for its callback or its expiry.
 async fn play_event(
     env: &Env,
+    poster: &mut Poster,
     conversation: &mut Conversation,
     step: &Step,
     seq: u64,
@@ -191,7 +207,7 @@ async fn play_event(
     let stats = &env.stats;
     stats.in_flight.fetch_add(1, Ordering::Relaxed);
     let body = Bytes::from(built.body);
-    let accepted = post(env, body, deadline).await;
+    let accepted = post(env, poster, body, deadline).await;
     if let Err((kind, message)) = accepted {
         stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         registry.withdraw(&pid, built.request_id);
@@ -235,13 +251,18 @@ async fn play_event(
 }
 
 /// Posts until accepted, retrying what may succeed later while the deadline allows.
-async fn post(env: &Env, body: Bytes, deadline: Instant) -> Result<(), (String, String)> {
+async fn post(
+    env: &Env,
+    poster: &mut Poster,
+    body: Bytes,
+    deadline: Instant,
+) -> Result<(), (String, String)> {
     let stats = &env.stats;
     let mut first = true;
     loop {
         bump(&stats.posts);
         let started = Instant::now();
-        let posted = env.client.post(body.clone()).await;
+        let posted = poster.post(body.clone()).await;
         match posted {
             Posted::Accepted => {
                 bump(&stats.accepted);

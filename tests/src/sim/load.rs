@@ -44,8 +44,10 @@ pub struct LoadOptions {
     pub budget: Duration,
     /// Event size in bytes (0: natural size).
     pub event_size: usize,
-    /// Conversations start evenly spread over this time.
+    /// Conversations start evenly spread over this time (0: all at once).
     pub ramp_up: Duration,
+    /// Whether each conversation has its own connection to the ingress.
+    pub connections: super::config::Connections,
     /// Latencies of the first moments are left out of the histograms.
     pub warmup: Duration,
     /// How long to wait for late callbacks after the last event was resolved.
@@ -75,8 +77,13 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
     let client = IngressClient::new(&options.ingress_url, &options.token)?;
     client.check_reachable().await?;
     let expired_before = pipeline_expired(&options.worker_metrics).await;
+    let dedicated = match options.connections {
+        super::config::Connections::PerConversation => Some(client.dedicated_target().await?),
+        super::config::Connections::Pooled => None,
+    };
     let env = Arc::new(Env {
         client,
+        dedicated,
         server: server.clone(),
         stats: stats.clone(),
         budget: options.budget,
@@ -97,17 +104,19 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
     for i in 0..options.conversations {
         let (env, pacing, gate) = (env.clone(), pacing.clone(), gate.clone());
         let scenarios = options.scenarios.clone();
-        // Conversations start spread over the ramp-up, as traffic grows in reality; thousands
-        // of connections opened at once would overflow the ingress's accept queue.
+        // Conversations start spread over the ramp-up, or all at once without one.
         let delay = options
             .ramp_up
             .mul_f64(i as f64 / options.conversations as f64);
         conversations.spawn(async move {
             tokio::time::sleep(delay).await;
+            // One connection per concurrent conversation, reused by the conversations this
+            // slot plays one after the other.
+            let mut poster = env.poster();
             let mut n = i;
             while !gate.is_stopped() {
                 let scenario = &scenarios[n % scenarios.len()];
-                if !play(&env, scenario, &pacing, false).await.1 {
+                if !play(&env, &mut poster, scenario, &pacing, false).await.1 {
                     break;
                 }
                 n += 1;

@@ -18,6 +18,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod conversation;
+pub mod dedicated;
 pub mod demo;
 pub mod driver;
 pub mod load;
@@ -79,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 budget: args.target.budget,
                 event_size: args.event_size,
                 ramp_up: args.ramp_up,
+                connections: args.connections,
                 worker_metrics: args.worker_metrics,
                 warmup: args.warmup,
                 drain: args.drain,
