@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
-use crate::config::TopologyArgs;
+use crate::config::{AnswersArgs, TopologyArgs};
 
 /// Subject prefix of the event stream; events go to `yourlogic.events.<partition>`.
 pub const EVENTS_PREFIX: &str = "yourlogic.events";
@@ -166,7 +166,8 @@ pub async fn ensure_dead_letter_stream(
 /// is dropped as expired), so they live `answers_ttl`; compressed, since answers are JSON.
 pub async fn ensure_answers_bucket(
     js: &jetstream::Context,
-    args: &TopologyArgs,
+    args: &AnswersArgs,
+    replicas: u8,
 ) -> Result<kv::Store, TopologyError> {
     js.create_or_update_key_value(kv::Config {
         bucket: ANSWERS_BUCKET.into(),
@@ -175,7 +176,7 @@ pub async fn ensure_answers_bucket(
         max_age: args.answers_ttl.max(Duration::from_secs(10)),
         max_bytes: args.answers_max_bytes,
         storage: stream::StorageType::File,
-        num_replicas: usize::from(args.stream_replicas),
+        num_replicas: usize::from(replicas),
         compression: true,
         ..Default::default()
     })

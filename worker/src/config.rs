@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shared::config::{LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
+use shared::config::{
+    AnswersArgs, LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration,
+};
 
 /// Consumes Salted CX events from NATS JetStream in conversation order, runs the conversation
 /// logic and delivers each answer to Salted CX before the event's deadline.
@@ -58,6 +60,8 @@ pub struct Config {
     pub log: LogArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub answers: AnswersArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }
@@ -128,6 +132,7 @@ impl Config {
                 log_format: LogFormat::Text,
             },
             topology: TopologyArgs::default(),
+            answers: AnswersArgs::default(),
             worker: WorkerArgs {
                 addr,
                 api_url: api_url.to_string(),

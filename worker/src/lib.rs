@@ -212,7 +212,8 @@ async fn consume(
         let setup = async {
             topology::ensure_event_stream(&js, &config.topology).await?;
             topology::ensure_dead_letter_stream(&js, config.topology.stream_replicas).await?;
-            topology::ensure_answers_bucket(&js, &config.topology).await
+            topology::ensure_answers_bucket(&js, &config.answers, config.topology.stream_replicas)
+                .await
         };
         match setup.await {
             Ok(store) => break answers::Answers::new(store, js.client()),
@@ -239,7 +240,7 @@ async fn consume(
         logic,
         max_deliveries: worker.max_deliveries,
         ack_wait: worker.ack_wait,
-        answers_ttl: config.topology.answers_ttl,
+        answers_ttl: config.answers.answers_ttl,
     });
     let mut loops = tokio::task::JoinSet::new();
     for partition in 0..config.topology.partitions {
