@@ -35,6 +35,60 @@ pub enum Command {
         /// The playbook file (TOML).
         file: PathBuf,
     },
+    /// Lists, shows or purges the dead letters (the stream YOURLOGIC_DEAD_LETTERS).
+    ///
+    /// Dead letters are the events that could not be processed, stored with the error. Connects
+    /// with the worker's NATS settings (NATS_URL, NATS_CREDS_FILE, ...; as flags they go before
+    /// the subcommand: `worker --nats-url URL dead-letters list`).
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+    /// Prints the answer the configured logic gives to an event file (the callback body).
+    ///
+    /// Runs the logic the service would run (LOGIC, PLAYBOOK, LOGIC_URL, LOGIC_TIMEOUT) on the
+    /// event: exits 0 with the answer the worker would send, 1 with the error when the file is
+    /// not a valid event or the logic fails. The logic gets the event's budget (`expires - time`,
+    /// else 15 s) from now, as if the event had just arrived. NATS and Salted CX are not
+    /// contacted.
+    Decide {
+        /// The event file (JSON, as Salted CX sends it; `worker dead-letters show ID --json`
+        /// prints a dead letter's event under `event`).
+        file: PathBuf,
+    },
+}
+
+/// `worker dead-letters ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// One line per dead letter, oldest first: id, when it was dead-lettered, reason,
+    /// conversation, requestId.
+    List {
+        /// Only the newest N dead letters.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Print a JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter in full: the error, every header and the event.
+    Show {
+        /// The dead letter's id (its sequence number in the stream, as `list` prints it) or the
+        /// event's requestId (the newest dead letter of that request).
+        id: String,
+        /// Print a JSON object (the event under `event`) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes every dead letter stored so far (not those stored while it runs).
+    Purge {
+        /// Really delete them; without it, only says how many would be deleted and exits 1.
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which conversation logic answers events.
