@@ -245,10 +245,15 @@ async fn dead_letters_are_listed_shown_reproduced_with_decide_and_purged() -> Re
         stderr(&missing)
     );
 
-    // decide reproduces the dead letter from its event, with the same logic settings.
+    // decide reproduces the dead letter from its event (saved with --event, byte for byte as
+    // posted), with the same logic settings.
+    let raw = worker_cli(&env, &["dead-letters", "show", &id, "--event"]).await?;
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    let posted: Value = serde_json::from_slice(&raw.stdout)?;
+    assert_eq!(posted, shown["event"]);
     let dir = tempfile::tempdir()?;
     let event_file = dir.path().join("dead-letter.json");
-    std::fs::write(&event_file, serde_json::to_vec(&shown["event"])?)?;
+    std::fs::write(&event_file, &raw.stdout)?;
     let logic_env = [("LOGIC", "http"), ("LOGIC_URL", pipeline.delegate.as_str())];
     let decided = worker_cli(&logic_env, &["decide", path(&event_file)?]).await?;
     assert!(!decided.status.success(), "{}", stdout(&decided));

@@ -52,8 +52,8 @@ pub enum Command {
     /// else 15 s) from now, as if the event had just arrived. NATS and Salted CX are not
     /// contacted.
     Decide {
-        /// The event file (JSON, as Salted CX sends it; `worker dead-letters show ID --json`
-        /// prints a dead letter's event under `event`).
+        /// The event file (JSON, as Salted CX sends it; `worker dead-letters show ID --event`
+        /// prints a dead letter's event).
         file: PathBuf,
     },
 }
@@ -79,6 +79,9 @@ pub enum DeadLettersCommand {
         /// Print a JSON object (the event under `event`) instead of text.
         #[arg(long)]
         json: bool,
+        /// Print only the event, byte for byte as Salted CX sent it (for `worker decide`).
+        #[arg(long, conflicts_with = "json")]
+        event: bool,
     },
     /// Deletes every dead letter stored so far (not those stored while it runs).
     Purge {

@@ -112,12 +112,15 @@ pub struct DeadLetters {
     stream: Option<stream::Stream>,
 }
 
-/// How many dead letters there are, and the newest id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many dead letters there are, and the range of their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Count {
+    /// Dead letters in the stream.
     pub letters: u64,
+    /// The oldest id.
+    pub first_id: u64,
+    /// The newest id.
     pub last_id: u64,
-    first_id: u64,
 }
 
 impl DeadLetters {
@@ -154,11 +157,7 @@ impl DeadLetters {
     /// How many dead letters there are now.
     pub async fn count(&self) -> Result<Count, DeadLetterError> {
         let Some(stream) = &self.stream else {
-            return Ok(Count {
-                letters: 0,
-                last_id: 0,
-                first_id: 0,
-            });
+            return Ok(Count::default());
         };
         let state = stream
             .get_info()
@@ -167,27 +166,22 @@ impl DeadLetters {
             .state;
         Ok(Count {
             letters: state.messages,
-            last_id: state.last_sequence,
             first_id: state.first_sequence,
+            last_id: state.last_sequence,
         })
     }
 
     /// The dead letters present now, oldest first; with `limit`, only the newest `limit`.
     pub async fn list(&self, limit: Option<u64>) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let count = self.count().await?;
-        let Some(stream) = self.stream.as_ref().filter(|_| count.letters > 0) else {
+        let stream = self.stream.as_ref().filter(|_| count.letters > 0);
+        let Some(stream) = stream.filter(|_| limit != Some(0)) else {
             return Ok(Vec::new());
         };
         let start = match limit {
-            Some(limit) => count
-                .last_id
-                .saturating_sub(limit.saturating_sub(1))
-                .max(count.first_id),
+            Some(limit) => count.last_id.saturating_sub(limit - 1).max(count.first_id),
             None => count.first_id,
         };
-        if limit == Some(0) {
-            return Ok(Vec::new());
-        }
         read_range(stream, start, count.last_id).await
     }
 

@@ -39,9 +39,12 @@ async fn run_dead_letters(
                 render::list_text(&list)
             })
         }
-        DeadLettersCommand::Show { id, json } => {
+        DeadLettersCommand::Show { id, json, event } => {
             let letter = letters.find(&id).await?;
-            Ok(if json {
+            Ok(if event {
+                // Valid UTF-8 (the ingress accepted it as JSON), so this is byte for byte.
+                String::from_utf8_lossy(&letter.payload).into_owned()
+            } else if json {
                 to_json(&render::show_json(&letter))
             } else {
                 render::show_text(&letter)
