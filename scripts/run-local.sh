@@ -2,11 +2,11 @@
 # Runs the whole pipeline on this machine and shows it working, without a Salted CX account:
 # nats-server with JetStream, the ingress (:8080), two workers (:9091, :9092) answering to
 # saltedcx-sim (:8088), then `saltedcx-sim demo` plays a few conversations and prints their
-# transcripts. Afterwards the stack stays up with `saltedcx-sim serve`, which prints every
-# callback, so an event you post yourself (a curl command is printed) shows its answer.
+# transcripts. Afterwards the stack stays up, so you can send events yourself with
+# `saltedcx-sim send` (the command is printed; it shows the answer each event got).
 # Ctrl-C stops everything.
 #
-#   scripts/run-local.sh          # demo, then keep serving until Ctrl-C
+#   scripts/run-local.sh          # demo, then keep the stack running until Ctrl-C
 #   scripts/run-local.sh --once   # demo, then stop (exit status: 0 when every event was answered)
 #
 # Idempotent: builds what is missing (release), installs the pinned nats-server into .tools/,
@@ -24,7 +24,7 @@ once=false
 for arg in "$@"; do
     case "$arg" in
         --once) once=true ;;
-        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -58,24 +58,17 @@ if $once; then
     exit "$status"
 fi
 
-cat <<CURL
+cat <<SEND
 
-The stack keeps running. Post your own event (a new terminal; the answer is printed here):
+The stack keeps running. Send events from another terminal, in ${REPO}: the example of every
+trigger type is in examples/events/ (see its README.md), and each event's answer is printed.
 
-curl -sS -X POST ${ingress_url} \\
-  -H 'Authorization: Bearer ${SALTEDCX_TOKEN}' -H 'Content-Type: application/json' \\
-  -d "{\"requestId\":\"\$(cat /proc/sys/kernel/random/uuid)\",\"accountId\":\"my-account\",\\
-\"time\":\"\$(date -u +%FT%TZ)\",\"expires\":\"\$(date -u -d '+15 sec' +%FT%TZ)\",\"region\":\"eu\",\\
-\"trigger\":{\"type\":\"MESSAGE\",\"participantType\":\"CUSTOMER\",\"contentCustomer\":\"Where is my parcel?\"},\\
-\"conversation\":{\"pid\":\"my-conversation\",\"status\":\"IN_PROGRESS\"}}"
+  target/release/saltedcx-sim send --listen 127.0.0.1:${SIM_PORT} --ingress-url ${ingress_url} \\
+    examples/events/message.json
 
+(saltedcx-sim uses SALTEDCX_TOKEN like this stack: local-dev-token unless you set it.)
 Metrics: http://127.0.0.1:${INGRESS_PORT}/metrics, http://127.0.0.1:${worker_ports[0]}/metrics. Ctrl-C stops everything.
 
-CURL
-# In the background, so the traps run as soon as Ctrl-C arrives.
-"$sim" serve --listen "127.0.0.1:${SIM_PORT}" &
-sim_pid=$!
-STACK_PIDS+=("$sim_pid")
-STACK_NAMES+=("sim")
-echo "$sim_pid" >"${RUN_DIR}/sim.pid"
-wait "$sim_pid"
+SEND
+# Until Ctrl-C (the traps stop every process) or until every service has exited.
+wait

@@ -109,13 +109,6 @@ pub struct TopologyArgs {
     /// this long, so its memory grows with window × event rate.
     #[arg(long, env = "DUPLICATE_WINDOW", default_value = "2m", value_parser = parse_duration)]
     pub duplicate_window: Duration,
-    /// How long the record of an answer is kept (at-most-once answering across redeliveries);
-    /// must exceed the longest event budget, since a redelivery after the deadline is dropped.
-    #[arg(long, env = "ANSWERS_TTL", default_value = "2m", value_parser = parse_duration)]
-    pub answers_ttl: Duration,
-    /// Largest size of the answers bucket in bytes.
-    #[arg(long, env = "ANSWERS_MAX_BYTES", default_value_t = 1 << 30)]
-    pub answers_max_bytes: i64,
 }
 
 impl Default for TopologyArgs {
@@ -128,6 +121,26 @@ impl Default for TopologyArgs {
             stream_max_age: Duration::from_secs(3600),
             stream_max_bytes: 1 << 30,
             duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The record of answers (at-most-once answering); only the worker uses it, so only the worker
+/// has these settings.
+#[derive(Debug, Clone, Args)]
+pub struct AnswersArgs {
+    /// How long the record of an answer is kept (at-most-once answering across redeliveries);
+    /// must exceed the longest event budget, since a redelivery after the deadline is dropped.
+    #[arg(long, env = "ANSWERS_TTL", default_value = "2m", value_parser = parse_duration)]
+    pub answers_ttl: Duration,
+    /// Largest size of the answers bucket in bytes.
+    #[arg(long, env = "ANSWERS_MAX_BYTES", default_value_t = 1 << 30)]
+    pub answers_max_bytes: i64,
+}
+
+impl Default for AnswersArgs {
+    fn default() -> Self {
+        Self {
             answers_ttl: Duration::from_secs(120),
             answers_max_bytes: 1 << 30,
         }

@@ -2,6 +2,7 @@
 //! text served on `/metrics`. Metric names are constants here so the dashboards, alert rules and
 //! tests can be checked against one list.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -194,10 +195,12 @@ const BUCKETS: &[f64] = &[
 ];
 
 /// Starts logging to standard error. Safe to call more than once (later calls do nothing).
+/// Text lines are coloured only when standard error is a terminal, so log files stay plain.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -226,7 +226,8 @@ async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired
     // record says delivered, as after a worker crash between callback and acknowledgement).
     let store = shared::topology::ensure_answers_bucket(
         &nats.jetstream().await?,
-        &shared::config::TopologyArgs::default(),
+        &shared::config::AnswersArgs::default(),
+        1,
     )
     .await?;
     let answered = EventBuilder::message("conv-redelivered", "answered before")

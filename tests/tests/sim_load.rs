@@ -26,7 +26,7 @@ struct Stack {
 async fn stack() -> Result<Stack> {
     let nats = NatsServer::start().await?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = Arc::new(CallbackServer::start(loopback, TOKEN, ACCOUNT_ID, false).await?);
+    let server = Arc::new(CallbackServer::start(loopback, TOKEN, Some(ACCOUNT_ID), false).await?);
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, READY).await?;
     let mut workers = Vec::new();
@@ -135,7 +135,7 @@ async fn the_demo_plays_every_scenario_and_each_transcript_shows_the_answers() -
 #[tokio::test]
 async fn the_demo_says_how_to_start_the_stack_when_the_ingress_is_not_running() -> Result<()> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = Arc::new(CallbackServer::start(loopback, TOKEN, ACCOUNT_ID, false).await?);
+    let server = Arc::new(CallbackServer::start(loopback, TOKEN, Some(ACCOUNT_ID), false).await?);
     let port = testkit::free_port()?;
     let options = demo::DemoOptions {
         ingress_url: format!("http://127.0.0.1:{port}/v1/events"),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shared::config::{LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
+use shared::config::{
+    AnswersArgs, LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration,
+};
 
 /// Consumes Salted CX events from NATS JetStream in conversation order, runs the conversation
 /// logic and delivers each answer to Salted CX before the event's deadline.
@@ -33,6 +35,63 @@ pub enum Command {
         /// The playbook file (TOML).
         file: PathBuf,
     },
+    /// Lists, shows or purges the dead letters (the stream YOURLOGIC_DEAD_LETTERS).
+    ///
+    /// Dead letters are the events that could not be processed, stored with the error. Connects
+    /// with the worker's NATS settings (NATS_URL, NATS_CREDS_FILE, ...; as flags they go before
+    /// the subcommand: `worker --nats-url URL dead-letters list`).
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+    /// Prints the answer the configured logic gives to an event file (the callback body).
+    ///
+    /// Runs the logic the service would run (LOGIC, PLAYBOOK, LOGIC_URL, LOGIC_TIMEOUT) on the
+    /// event: exits 0 with the answer the worker would send, 1 with the error when the file is
+    /// not a valid event or the logic fails. The logic gets the event's budget (`expires - time`,
+    /// else 15 s) from now, as if the event had just arrived. NATS and Salted CX are not
+    /// contacted.
+    Decide {
+        /// The event file (JSON, as Salted CX sends it; `worker dead-letters show ID --event`
+        /// prints a dead letter's event).
+        file: PathBuf,
+    },
+}
+
+/// `worker dead-letters ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// One line per dead letter, oldest first: id, when it was dead-lettered, reason,
+    /// conversation, requestId.
+    List {
+        /// Only the newest N dead letters.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Print a JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter in full: the error, every header and the event.
+    Show {
+        /// The dead letter's id (its sequence number in the stream, as `list` prints it) or the
+        /// event's requestId (the newest dead letter of that request).
+        id: String,
+        /// Print a JSON object (the event under `event`) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Print only the event, byte for byte as Salted CX sent it (for `worker decide`).
+        #[arg(long, conflicts_with = "json")]
+        event: bool,
+    },
+    /// Deletes every dead letter stored so far (not those stored while it runs).
+    Purge {
+        /// Really delete them; without it, only says how many would be deleted and exits 1.
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which conversation logic answers events.
@@ -58,6 +117,8 @@ pub struct Config {
     pub log: LogArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
+    #[command(flatten)]
+    pub answers: AnswersArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }
@@ -142,6 +203,7 @@ impl Config {
                 log_format: LogFormat::Text,
             },
             topology: TopologyArgs::default(),
+            answers: AnswersArgs::default(),
             worker: WorkerArgs {
                 addr,
                 api_url: api_url.to_string(),

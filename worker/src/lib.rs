@@ -4,11 +4,13 @@
 //! `main.rs` parses the configuration and calls [`Worker::build`] then [`Worker::run`]; tests and
 //! users embedding their own logic do the same in-process.
 
+pub mod admin;
 pub mod answers;
 pub mod assignment;
 pub mod callback;
 pub mod config;
 pub mod deadletter;
+pub mod decision;
 pub mod intake;
 pub mod logic;
 pub mod membership;
@@ -53,7 +55,12 @@ pub enum StartError {
 /// The logic selected by the configuration: the playbook (`PLAYBOOK`, else the built-in one),
 /// echo, or the HTTP delegate (`LOGIC_URL` required). Errors say precisely what is wrong.
 pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> {
-    let worker = &config.worker;
+    logic_from_settings(&config.worker)
+}
+
+/// [`logic_from_config`] from the worker settings alone (for commands that need no token and
+/// no NATS, such as `worker decide`).
+pub fn logic_from_settings(worker: &config::WorkerArgs) -> Result<Arc<dyn Logic>, StartError> {
     match worker.logic {
         LogicKind::Playbook => {
             let playbook = match &worker.playbook {
@@ -240,7 +247,12 @@ async fn consume(
             let setup = async {
                 topology::ensure_event_streams(&js, &config.topology).await?;
                 topology::ensure_dead_letter_stream(&js, config.topology.stream_replicas).await?;
-                topology::ensure_answers_bucket(&js, &config.topology).await
+                topology::ensure_answers_bucket(
+                    &js,
+                    &config.answers,
+                    config.topology.stream_replicas,
+                )
+                .await
             };
             setup.await.map_err(|err| {
                 tracing::warn!(error = %err, "NATS topology not ready; retrying");

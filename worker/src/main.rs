@@ -1,7 +1,9 @@
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-use worker::config::{Cli, Command};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use shared::config::NatsArgs;
+use worker::config::{Cli, Command, WorkerArgs};
 
 // Every event allocates many small buffers on several threads; mimalloc cut allocation time
 // (a quarter of the CPU per event with glibc malloc) markedly in our profiles.
@@ -15,7 +17,7 @@ async fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     if matches.subcommand().is_some() {
         return match Command::from_arg_matches(&matches) {
-            Ok(command) => run_command(command),
+            Ok(command) => run_command(command, &matches).await,
             Err(err) => err.exit(),
         };
     }
@@ -33,19 +35,32 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Runs a subcommand to completion.
-fn run_command(command: Command) -> ExitCode {
+/// Runs a subcommand to completion; those that need settings (NATS, the logic) read them from
+/// the same flags and environment variables as the service.
+async fn run_command(command: Command, matches: &ArgMatches) -> ExitCode {
     match command {
         Command::Healthcheck { url } => shared::service::healthcheck(&url),
-        Command::CheckPlaybook { file } => match worker::logic::playbook::Playbook::load(&file) {
-            Ok(playbook) => {
-                println!("{}: valid playbook: {}", file.display(), playbook.summary());
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::CheckPlaybook { file } => check_playbook(&file),
+        Command::DeadLetters { command } => {
+            let nats = NatsArgs::from_arg_matches(matches).unwrap_or_else(|err| err.exit());
+            worker::admin::dead_letters(&nats, command).await
+        }
+        Command::Decide { file } => {
+            let settings = WorkerArgs::from_arg_matches(matches).unwrap_or_else(|err| err.exit());
+            worker::admin::decide(&settings, &file).await
+        }
+    }
+}
+
+fn check_playbook(file: &Path) -> ExitCode {
+    match worker::logic::playbook::Playbook::load(file) {
+        Ok(playbook) => {
+            println!("{}: valid playbook: {}", file.display(), playbook.summary());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
     }
 }

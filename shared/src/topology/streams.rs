@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 
 use super::{ANSWERS_BUCKET, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, Layout};
-use crate::config::TopologyArgs;
+use crate::config::{AnswersArgs, TopologyArgs};
 
 /// Stream metadata key recording the partition count.
 const PARTITIONS_KEY: &str = "yourlogic.partitions";
@@ -176,7 +176,8 @@ pub async fn ensure_dead_letter_stream(
 /// is dropped as expired), so they live `answers_ttl`; compressed, since answers are JSON.
 pub async fn ensure_answers_bucket(
     js: &jetstream::Context,
-    args: &TopologyArgs,
+    args: &AnswersArgs,
+    replicas: u8,
 ) -> Result<kv::Store, TopologyError> {
     js.create_or_update_key_value(kv::Config {
         bucket: ANSWERS_BUCKET.into(),
@@ -185,7 +186,7 @@ pub async fn ensure_answers_bucket(
         max_age: args.answers_ttl.max(Duration::from_secs(10)),
         max_bytes: args.answers_max_bytes,
         storage: stream::StorageType::File,
-        num_replicas: usize::from(args.stream_replicas),
+        num_replicas: usize::from(replicas),
         compression: true,
         ..Default::default()
     })

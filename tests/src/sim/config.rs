@@ -12,7 +12,7 @@ use shared::config::{LogFormat, parse_duration};
 /// CX callback API, and shows or measures what happened. Point the workers'
 /// SALTEDCX_API_URL at the simulator's --listen address.
 #[derive(Debug, Parser)]
-#[command(name = "saltedcx-sim", version)]
+#[command(name = "saltedcx-sim", version, flatten_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,6 +30,12 @@ pub enum Command {
     Load(LoadArgs),
     /// Only serve the callback API and print every callback (for hand-made events).
     Serve(ServeArgs),
+    /// Send event files (e.g. examples/events/*.json) like Salted CX and print each callback.
+    ///
+    /// Each event gets a fresh requestId, `time` now and `expires` one budget later; they go one
+    /// after the other (the next once the previous was answered or expired). Serves the callback
+    /// API meanwhile. Exit status 0 when every event was answered in time.
+    Send(SendArgs),
 }
 
 /// Where the simulator listens and what token it shares with the pipeline.
@@ -61,7 +67,7 @@ impl Endpoint {
     }
 }
 
-/// Settings shared by `demo` and `load`.
+/// Where events go and how long each may take (`demo`, `load`, `send`).
 #[derive(Debug, Clone, Args)]
 pub struct Target {
     /// The ingress's event endpoint.
@@ -74,6 +80,11 @@ pub struct Target {
     /// Time each event gives Your Logic to answer (`expires - time`).
     #[arg(long, env = "SIM_BUDGET", default_value = "15s", value_parser = parse_duration)]
     pub budget: Duration,
+}
+
+/// Which conversations `demo` and `load` play.
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
     /// Directory of *.toml scenarios to play instead of the built-in ones.
     #[arg(long, env = "SIM_SCENARIOS")]
     pub scenarios: Option<PathBuf>,
@@ -86,6 +97,8 @@ pub struct DemoArgs {
     pub endpoint: Endpoint,
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// How many conversations to play (the scenarios in turn).
     #[arg(long, env = "SIM_CONVERSATIONS", default_value_t = 3)]
     pub conversations: usize,
@@ -98,6 +111,8 @@ pub struct LoadArgs {
     pub endpoint: Endpoint,
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Concurrent conversations.
     #[arg(long, env = "SIM_CONVERSATIONS", default_value_t = 2000)]
     pub conversations: usize,
@@ -154,6 +169,21 @@ pub struct ServeArgs {
     pub endpoint: Endpoint,
 }
 
+/// `saltedcx-sim send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[command(flatten)]
+    pub target: Target,
+    /// Print one JSON object per event (file, outcome, latency, callback) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The event files (JSON), sent in this order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +214,22 @@ mod tests {
         assert_eq!(load.duration, Some(Duration::from_secs(3)));
         assert_eq!(load.rate, Some(500.0));
         assert_eq!(load.target.budget, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_top_level_help_shows_every_subcommands_settings() {
+        let help = Cli::command().render_help().to_string();
+        for expected in [
+            "--ingress-url",
+            "--conversations",
+            "--rate",
+            "--listen",
+            "--report-json",
+            "SIM_BUDGET",
+            "saltedcx-sim send",
+        ] {
+            assert!(help.contains(expected), "{expected} missing from:\n{help}");
+        }
     }
 }
 

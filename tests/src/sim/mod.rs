@@ -11,7 +11,7 @@
 //! - [`conversation`] and [`body`]: the growing event of one conversation;
 //! - [`server`] and [`registry`]: the callback API and routing callbacks to conversations;
 //! - [`client`]: posting events; [`driver`]: playing conversations;
-//! - [`demo`], [`load`], [`serve`]: the three commands; [`stats`], [`report`],
+//! - [`demo`], [`load`], [`serve`], [`send`]: the four commands; [`stats`], [`report`],
 //!   [`transcript`]: what they show.
 
 pub mod body;
@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod scenario;
+pub mod send;
 pub mod serve;
 pub mod server;
 pub mod stats;
@@ -45,8 +46,13 @@ use stats::{Stats, get};
 /// The bearer token and the callback API the workers answer to, listening on `endpoint`.
 async fn start_callbacks(endpoint: &config::Endpoint) -> Result<(String, Arc<CallbackServer>)> {
     let token = endpoint.token();
-    let server =
-        CallbackServer::start(endpoint.listen, &token, conversation::ACCOUNT_ID, false).await?;
+    let server = CallbackServer::start(
+        endpoint.listen,
+        &token,
+        Some(conversation::ACCOUNT_ID),
+        false,
+    )
+    .await?;
     Ok((token, Arc::new(server)))
 }
 
@@ -60,7 +66,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 token,
                 conversations: args.conversations,
                 budget: args.target.budget,
-                scenarios: scenario::load(args.target.scenarios.as_deref())?,
+                scenarios: scenario::load(args.scenario.scenarios.as_deref())?,
                 print: true,
             };
             demo::run(&options, server).await?;
@@ -86,7 +92,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 drain: args.drain,
                 time_limit: args.time_limit,
                 progress: (!args.progress.is_zero()).then_some(args.progress),
-                scenarios: scenario::load(args.target.scenarios.as_deref())?,
+                scenarios: scenario::load(args.scenario.scenarios.as_deref())?,
             };
             let report = load::run(&options, server).await?;
             print!("{}", report.render());
@@ -105,6 +111,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             serve::run(&args.endpoint).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Send(args) => send::run(&args).await,
     }
 }
 

@@ -10,7 +10,7 @@ use super::server::CallbackServer;
 /// Serves callbacks on the endpoint's address until interrupted.
 pub async fn run(endpoint: &Endpoint) -> Result<()> {
     let server =
-        CallbackServer::start(endpoint.listen, &endpoint.token(), ACCOUNT_ID, true).await?;
+        CallbackServer::start(endpoint.listen, &endpoint.token(), Some(ACCOUNT_ID), true).await?;
     println!(
         "saltedcx-sim: serving the Salted CX callback API on {} (workers: SALTEDCX_API_URL={}); \
          every callback is printed. Ctrl-C stops.",

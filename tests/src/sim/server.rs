@@ -101,7 +101,8 @@ impl CallbackCounters {
 
 struct Shared {
     token: String,
-    account_id: String,
+    /// The only account accepted; `None`: any.
+    account_id: Option<String>,
     registry: Registry,
     counters: CallbackCounters,
     print_unknown: bool,
@@ -122,11 +123,11 @@ impl Drop for CallbackServer {
 
 impl CallbackServer {
     /// Listens on `addr` (port 0: any free port), accepting callbacks signed with `token` for
-    /// conversations of `account_id`.
+    /// conversations of `account_id` (of any account when `None`).
     pub async fn start(
         addr: SocketAddr,
         token: &str,
-        account_id: &str,
+        account_id: Option<&str>,
         print_unknown: bool,
     ) -> Result<CallbackServer> {
         let listener = TcpListener::bind(addr).await.with_context(|| {
@@ -137,7 +138,7 @@ impl CallbackServer {
             .context("reading the callback address")?;
         let shared = Arc::new(Shared {
             token: token.to_string(),
-            account_id: account_id.to_string(),
+            account_id: account_id.map(str::to_string),
             registry: Registry::default(),
             counters: CallbackCounters::default(),
             print_unknown,
@@ -247,7 +248,11 @@ async fn callback(
             );
         }
     }
-    if account_id != shared.account_id && !shared.print_unknown {
+    let foreign = shared
+        .account_id
+        .as_ref()
+        .is_some_and(|only| *only != account_id);
+    if foreign && !shared.print_unknown {
         bump(&counters.wrong_account);
         return reply(StatusCode::BAD_REQUEST, "wrong_account", "no such account");
     }

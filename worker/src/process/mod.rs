@@ -35,7 +35,6 @@ use crate::deadletter::{self, Reason};
 use crate::logic::Logic;
 use job::{Job, Triage};
 
-pub use decide::DecideError;
 pub use job::is_first_delivery;
 
 /// What every event's processing needs.
