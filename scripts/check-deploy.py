@@ -369,6 +369,16 @@ def cmd_dockerfile(_args: list[str]) -> int:
             )
     builder = " ".join(stages.get("builder", []))
     fails.check("cargo chef cook" in builder, "the builder stage does not cook dependencies with cargo-chef")
+    # The runtime stages copy from `binaries`, which is `builder` unless BINARIES=prebuilt.
+    binaries = stages.get("binaries", [""])[0]
+    fails.check(re.match(r"FROM\s+\$\{BINARIES\}\s+AS\s+binaries", binaries, re.I) is not None,
+                "no `FROM ${BINARIES} AS binaries` stage")
+    fails.check(re.search(r"^ARG BINARIES=builder$", DOCKERFILE.read_text(), re.M) is not None,
+                "BINARIES must default to `builder` (the users' build)")
+    fails.check("prebuilt" in stages, "no `prebuilt` stage for release binaries built elsewhere")
+    for target in ("ingress", "worker", "saltedcx-sim"):
+        fails.check(any(l.startswith("COPY --from=binaries ") for l in stages.get(target, [])),
+                    f"target {target} does not copy its binary from the `binaries` stage")
     ignore = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
     fails.check(ignore.exists() and "target" in ignore.read_text(), f"{rel(ignore)} must exclude target/")
     return fails.finish(f"targets {', '.join(t for t in stages if t in ('ingress', 'worker', 'saltedcx-sim'))} "
