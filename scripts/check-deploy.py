@@ -8,6 +8,8 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
     dockerfile                    build targets, users and health checks of the Dockerfile
     dashboard PROMQL_OUT.yaml     structure of the Grafana dashboard and provisioning; writes every
                                   PromQL query (dashboard + KEDA) as a rules file for promtool
+    dashboard-queries             prints every dashboard query as a JSON line, Grafana variables
+                                  replaced by sample values (stdlib only; scripts/compose-e2e.sh)
     metrics OUT.txt               every yourlogic_* name used by dashboards, rules and KEDA is
                                   exported by the services; writes the names to OUT.txt
     used-metric-names [--base]    prints the used names, one per line (stdlib only)
@@ -226,6 +228,20 @@ GRAFANA_VARIABLES = {
 }
 
 
+def with_sample_variables(expr: str) -> str:
+    """The query with Grafana's variables replaced by the sample values above."""
+    for var, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(var, value)
+    return expr
+
+
+def cmd_dashboard_queries(_args: list[str]) -> int:
+    """Prints every dashboard query as JSON lines `{"where", "expr"}`, variables replaced."""
+    for where, expr in dashboard_queries():
+        print(json.dumps({"where": where, "expr": with_sample_variables(expr)}))
+    return 0
+
+
 def cmd_dashboard(args: list[str]) -> int:
     import yaml
 
@@ -305,8 +321,7 @@ def cmd_dashboard(args: list[str]) -> int:
                 queries.append((f"{rel(KEDA_SCALEDOBJECT)}: trigger {trig.get('name')}", trig["metadata"]["query"]))
     rules = []
     for i, (where, expr) in enumerate(queries):
-        for var, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
-            expr = expr.replace(var, value)
+        expr = with_sample_variables(expr)
         leftover = re.findall(r"\$\{?[A-Za-z_]\w*", expr)
         fails.check(not leftover, f"{where}: unknown Grafana variable(s) {leftover}")
         rules.append({"record": f"check:query_{i}", "expr": expr, "labels": {"where": where[:200]}})
@@ -767,7 +782,7 @@ def cmd_docs(_args: list[str]) -> int:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
     fails.check("alerts" in headings, "docs/deploy.md needs an `Alerts` heading (rules link to #alerts)")
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
-                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK"):
+                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
     return fails.finish("docs/deploy.md covers URLs, scaling, token rotation, NATS sizing and the checks")
 
@@ -777,6 +792,7 @@ COMMANDS = {
     "compose": cmd_compose,
     "dockerfile": cmd_dockerfile,
     "dashboard": cmd_dashboard,
+    "dashboard-queries": cmd_dashboard_queries,
     "metrics": cmd_metrics,
     "used-metric-names": cmd_used_metric_names,
     "nats-values": cmd_nats_values,
