@@ -176,8 +176,9 @@ on_exit() {
     if ((ENGINE_STARTED)); then
         log "teardown: stopping the engine this script started"
         [[ -n "$ENGINE_PID" ]] && stop_pid "$ENGINE_PID" 30
-        # dockerd leaves its network namespace mounted below its exec root.
+        # dockerd leaves its network namespace mounted below its exec root, and its sockets there.
         awk -v root="$ENGINE_RUN/" 'index($2, root) == 1 {print $2}' /proc/mounts | xargs -r umount
+        rm -rf "$ENGINE_RUN"
     fi
     if ((status == 0)); then
         printf '\ncompose-e2e: passed in %ss\n' "$((SECONDS - STARTED_AT))"
