@@ -8,6 +8,8 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
     dockerfile                    build targets, users and health checks of the Dockerfile
     dashboard PROMQL_OUT.yaml     structure of the Grafana dashboard and provisioning; writes every
                                   PromQL query (dashboard + KEDA) as a rules file for promtool
+    dashboard-queries             prints every dashboard query as a JSON line, Grafana variables
+                                  replaced by sample values (stdlib only; scripts/compose-e2e.sh)
     metrics OUT.txt               every yourlogic_* name used by dashboards, rules and KEDA is
                                   exported by the services; writes the names to OUT.txt
     used-metric-names [--base]    prints the used names, one per line (stdlib only)
@@ -226,6 +228,20 @@ GRAFANA_VARIABLES = {
 }
 
 
+def with_sample_variables(expr: str) -> str:
+    """The query with Grafana's variables replaced by the sample values above."""
+    for var, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(var, value)
+    return expr
+
+
+def cmd_dashboard_queries(_args: list[str]) -> int:
+    """Prints every dashboard query as JSON lines `{"where", "expr"}`, variables replaced."""
+    for where, expr in dashboard_queries():
+        print(json.dumps({"where": where, "expr": with_sample_variables(expr)}))
+    return 0
+
+
 def cmd_dashboard(args: list[str]) -> int:
     import yaml
 
@@ -305,8 +321,7 @@ def cmd_dashboard(args: list[str]) -> int:
                 queries.append((f"{rel(KEDA_SCALEDOBJECT)}: trigger {trig.get('name')}", trig["metadata"]["query"]))
     rules = []
     for i, (where, expr) in enumerate(queries):
-        for var, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
-            expr = expr.replace(var, value)
+        expr = with_sample_variables(expr)
         leftover = re.findall(r"\$\{?[A-Za-z_]\w*", expr)
         fails.check(not leftover, f"{where}: unknown Grafana variable(s) {leftover}")
         rules.append({"record": f"check:query_{i}", "expr": expr, "labels": {"where": where[:200]}})
@@ -369,6 +384,16 @@ def cmd_dockerfile(_args: list[str]) -> int:
             )
     builder = " ".join(stages.get("builder", []))
     fails.check("cargo chef cook" in builder, "the builder stage does not cook dependencies with cargo-chef")
+    # The runtime stages copy from `binaries`, which is `builder` unless BINARIES=prebuilt.
+    binaries = stages.get("binaries", [""])[0]
+    fails.check(re.match(r"FROM\s+\$\{BINARIES\}\s+AS\s+binaries", binaries, re.I) is not None,
+                "no `FROM ${BINARIES} AS binaries` stage")
+    fails.check(re.search(r"^ARG BINARIES=builder$", DOCKERFILE.read_text(), re.M) is not None,
+                "BINARIES must default to `builder` (the users' build)")
+    fails.check("prebuilt" in stages, "no `prebuilt` stage for release binaries built elsewhere")
+    for target in ("ingress", "worker", "saltedcx-sim"):
+        fails.check(any(l.startswith("COPY --from=binaries ") for l in stages.get(target, [])),
+                    f"target {target} does not copy its binary from the `binaries` stage")
     ignore = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
     fails.check(ignore.exists() and "target" in ignore.read_text(), f"{rel(ignore)} must exclude target/")
     return fails.finish(f"targets {', '.join(t for t in stages if t in ('ingress', 'worker', 'saltedcx-sim'))} "
@@ -757,7 +782,7 @@ def cmd_docs(_args: list[str]) -> int:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
     fails.check("alerts" in headings, "docs/deploy.md needs an `Alerts` heading (rules link to #alerts)")
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
-                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK"):
+                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
     return fails.finish("docs/deploy.md covers URLs, scaling, token rotation, NATS sizing and the checks")
 
@@ -767,6 +792,7 @@ COMMANDS = {
     "compose": cmd_compose,
     "dockerfile": cmd_dockerfile,
     "dashboard": cmd_dashboard,
+    "dashboard-queries": cmd_dashboard_queries,
     "metrics": cmd_metrics,
     "used-metric-names": cmd_used_metric_names,
     "nats-values": cmd_nats_values,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Validates the deployment files offline (no Docker engine, no cluster):
-#   Dockerfile        hadolint; build targets, non-root user, HEALTHCHECK, cargo-chef layer
-#   compose           `docker compose config -q` (default, demo and load profiles) + semantics
-#   Prometheus        promtool check config / check rules / test rules
+#   Dockerfile        hadolint; build targets, non-root user, HEALTHCHECK, cargo-chef layer,
+#                     the BINARIES switch (builder or prebuilt)
+#   compose           `docker compose config -q` (default, demo and load profiles) + semantics;
+#                     the override of scripts/compose-e2e.sh (config -q, hadolint of its images)
+#   Prometheus        promtool check config (compose and compose-e2e) / check rules / test rules
 #   PrometheusRule    generated from the rules file and identical to it
 #   Grafana           dashboard JSON structure (datasource + query per panel), provisioning,
 #                     and every dashboard/KEDA query parsed by promtool
@@ -85,9 +87,15 @@ compose_semantics() {
         && "$PY" scripts/check-deploy.py compose "$WORK/compose.json"
 }
 run "compose services, profiles, hardening, scrape targets" compose_semantics
+# The stack as scripts/compose-e2e.sh runs it (local images, host network); it sets these.
+run "compose config (e2e override, deploy/compose/e2e)" "${compose_env[@]}" YOURLOGIC_TAG=e2e \
+    E2E_NATS_VERSION=0 E2E_PROMETHEUS_VERSION=0 "${COMPOSE[@]}" -f deploy/compose/e2e/compose.e2e.yaml config -q
+run "e2e image Dockerfiles lint (hadolint)" "$BIN/hadolint" deploy/compose/e2e/nats.Dockerfile \
+    deploy/compose/e2e/prometheus.Dockerfile
 
 # ---- Prometheus ---------------------------------------------------------------------------------
 run "promtool check config" "$BIN/promtool" check config deploy/prometheus/prometheus.yml
+run "promtool check config (compose-e2e)" "$BIN/promtool" check config deploy/compose/e2e/prometheus.yml
 run "promtool check rules" "$BIN/promtool" check rules deploy/prometheus/rules/yourlogic.rules.yaml
 run "promtool test rules (alert unit tests)" "$BIN/promtool" test rules deploy/prometheus/tests/yourlogic.rules.test.yaml
 run "PrometheusRule generated from the rules file" "$PY" scripts/sync-prometheusrule.py --check
