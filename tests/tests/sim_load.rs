@@ -48,7 +48,7 @@ async fn stack() -> Result<Stack> {
 
 fn load_options(stack: &Stack, rate: Option<f64>) -> Result<load::LoadOptions> {
     Ok(load::LoadOptions {
-        ingress_url: format!("{}/v1/events", stack.ingress.url()),
+        ingress_urls: vec![format!("{}/v1/events", stack.ingress.url())],
         token: TOKEN.into(),
         conversations: 200,
         duration: Some(Duration::from_secs(3)),

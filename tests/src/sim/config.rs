@@ -70,7 +70,8 @@ impl Endpoint {
 /// Where events go and how long each may take (`demo`, `load`, `send`).
 #[derive(Debug, Clone, Args)]
 pub struct Target {
-    /// The ingress's event endpoint.
+    /// The ingress's event endpoint (`load`: several, comma-separated, to spread the
+    /// conversations over them).
     #[arg(
         long,
         env = "INGRESS_URL",

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use tokio::time::Instant;
 
 use super::client::IngressClient;
-use super::driver::{Env, Gate, Outcome, Pacing, Record, play};
+use super::driver::{Env, Gate, Ingress, Outcome, Pacing, Record, play};
 use super::scenario::Scenario;
 use super::server::CallbackServer;
 use super::stats::{Stats, get};
@@ -76,8 +76,7 @@ pub async fn run(options: &DemoOptions, server: Arc<CallbackServer>) -> Result<V
     client.check_reachable().await?;
     let stats = Arc::new(Stats::default());
     let env = Env {
-        client,
-        dedicated: None,
+        ingresses: vec![Ingress::new(client, false).await?],
         server,
         stats: stats.clone(),
         budget: options.budget,
@@ -88,7 +87,7 @@ pub async fn run(options: &DemoOptions, server: Arc<CallbackServer>) -> Result<V
     let mut transcripts = Vec::new();
     for i in 0..options.conversations {
         let scenario = &options.scenarios[i % options.scenarios.len()];
-        let mut poster = env.poster();
+        let mut poster = env.poster(i);
         let (records, _) = play(&env, &mut poster, scenario, &pacing, true).await;
         if options.print {
             print!(

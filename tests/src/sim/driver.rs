@@ -27,11 +27,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// What every conversation of a run shares.
 pub struct Env {
-    /// Posts events to the ingress (the pool shared by conversations without their own
-    /// connection).
-    pub client: IngressClient,
-    /// With one connection per conversation: where those connections go.
-    pub dedicated: Option<Target>,
+    /// The ingresses the conversations post to (conversation slot `i` to the `i % n`-th).
+    pub ingresses: Vec<Ingress>,
     /// Receives the callbacks.
     pub server: Arc<CallbackServer>,
     /// Counters and histograms of the run.
@@ -44,12 +41,35 @@ pub struct Env {
     pub warmup_until: Instant,
 }
 
+/// One ingress the conversations post to.
+#[derive(Clone)]
+pub struct Ingress {
+    /// The pool shared by conversations without a connection of their own.
+    pub client: IngressClient,
+    /// With one connection per conversation: where those connections go.
+    pub dedicated: Option<Target>,
+}
+
+impl Ingress {
+    /// An ingress reached through `client`, with one connection per conversation when
+    /// `per_conversation` is set.
+    pub async fn new(client: IngressClient, per_conversation: bool) -> anyhow::Result<Self> {
+        let dedicated = if per_conversation {
+            Some(client.dedicated_target().await?)
+        } else {
+            None
+        };
+        Ok(Self { client, dedicated })
+    }
+}
+
 impl Env {
-    /// A conversation's way to the ingress: its own connection, or the shared pool.
-    pub fn poster(&self) -> Poster {
-        match &self.dedicated {
+    /// Conversation slot `slot`'s way to its ingress: a connection of its own, or the pool.
+    pub fn poster(&self, slot: usize) -> Poster {
+        let ingress = &self.ingresses[slot % self.ingresses.len().max(1)];
+        match &ingress.dedicated {
             Some(target) => Poster::Own(Dedicated::new(target.clone())),
-            None => Poster::Shared(self.client.clone()),
+            None => Poster::Shared(ingress.client.clone()),
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::client::IngressClient;
-use super::driver::{Env, Gate, Pacing, play};
+use super::driver::{Env, Gate, Ingress, Pacing, play};
 use super::report::LoadReport;
 use super::scenario::Scenario;
 use super::server::CallbackServer;
@@ -28,8 +28,8 @@ use super::stats::{Stats, get};
 /// What a load run does.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// The ingress's event endpoint.
-    pub ingress_url: String,
+    /// The ingresses' event endpoints; conversations are spread over them.
+    pub ingress_urls: Vec<String>,
     /// The shared token.
     pub token: String,
     /// Concurrent conversations.
@@ -74,16 +74,19 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
     let cpu_before = super::stats::cpu_seconds();
     let start = Instant::now();
     let stats = Arc::new(Stats::default());
-    let client = IngressClient::new(&options.ingress_url, &options.token)?;
-    client.check_reachable().await?;
+    if options.ingress_urls.is_empty() {
+        bail!("a load run needs at least one ingress URL");
+    }
+    let per_conversation = options.connections == super::config::Connections::PerConversation;
+    let mut ingresses = Vec::new();
+    for url in &options.ingress_urls {
+        let client = IngressClient::new(url, &options.token)?;
+        client.check_reachable().await?;
+        ingresses.push(Ingress::new(client, per_conversation).await?);
+    }
     let expired_before = pipeline_expired(&options.worker_metrics).await;
-    let dedicated = match options.connections {
-        super::config::Connections::PerConversation => Some(client.dedicated_target().await?),
-        super::config::Connections::Pooled => None,
-    };
     let env = Arc::new(Env {
-        client,
-        dedicated,
+        ingresses,
         server: server.clone(),
         stats: stats.clone(),
         budget: options.budget,
@@ -112,7 +115,7 @@ pub async fn run(options: &LoadOptions, server: Arc<CallbackServer>) -> Result<L
             tokio::time::sleep(delay).await;
             // One connection per concurrent conversation, reused by the conversations this
             // slot plays one after the other.
-            let mut poster = env.poster();
+            let mut poster = env.poster(i);
             let mut n = i;
             while !gate.is_stopped() {
                 let scenario = &scenarios[n % scenarios.len()];

@@ -75,7 +75,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Load(args) => {
             let (token, server) = start_callbacks(&args.endpoint).await?;
             let options = load::LoadOptions {
-                ingress_url: args.target.ingress_url,
+                ingress_urls: args
+                    .target
+                    .ingress_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 token,
                 conversations: args.conversations,
                 duration: args
@@ -143,7 +150,7 @@ pub(crate) fn build_report(
         } else {
             "closed"
         },
-        ingress_url: options.ingress_url.clone(),
+        ingress_url: options.ingress_urls.join(","),
         conversations: options.conversations,
         target_rate: options.rate,
         budget_s: options.budget.as_secs_f64(),

@@ -33,7 +33,7 @@ use super::stats::Percentiles;
 pub struct LoadReport {
     /// `closed` (as fast as answers allow) or `open` (fixed rate).
     pub mode: &'static str,
-    /// The ingress's event endpoint.
+    /// The ingresses' event endpoints (comma-separated).
     pub ingress_url: String,
     /// Concurrent conversations.
     pub conversations: usize,
