@@ -41,6 +41,68 @@ pub struct Config {
     pub topology: TopologyArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub routing: RoutingArgs,
+}
+
+/// Which events the ingress takes, and how long they may be worked on.
+#[derive(Debug, Clone, Args)]
+pub struct RoutingArgs {
+    /// The Salted CX account answers go to when an event carries no `accountId` (Salted CX's
+    /// docs say it "should not be necessary"). Unset: such events are refused (422).
+    #[arg(long, env = "SALTEDCX_ACCOUNT_ID")]
+    pub saltedcx_account_id: Option<String>,
+    /// Regions whose events are taken, comma-separated (e.g. `eu,us`); the region selects the
+    /// callback host. Empty: any region name.
+    #[arg(long, env = "SALTEDCX_REGIONS", value_delimiter = ',')]
+    pub saltedcx_regions: Vec<String>,
+    /// Longest time an event is worked on: an event whose `expires` lies further ahead is
+    /// answered as if it expired after this (keep it below how long the workers keep answer
+    /// records).
+    #[arg(long, env = "MAX_BUDGET", default_value = "60s", value_parser = parse_duration)]
+    pub max_budget: Duration,
+}
+
+impl RoutingArgs {
+    /// Settings taking any region, no default account, a 60 s budget.
+    pub fn open() -> Self {
+        Self {
+            saltedcx_account_id: None,
+            saltedcx_regions: Vec::new(),
+            max_budget: Duration::from_secs(60),
+        }
+    }
+
+    /// Refuses an event of a region this deployment does not serve.
+    pub fn check_region(&self, region: Option<&str>) -> Result<(), crate::error::ApiError> {
+        let allowed = |region: &str| {
+            self.saltedcx_regions
+                .iter()
+                .any(|r| r.trim().eq_ignore_ascii_case(region))
+        };
+        match region {
+            Some(region) if !self.saltedcx_regions.is_empty() && !allowed(region) => {
+                Err(crate::error::ApiError::Invalid(format!(
+                    "invalid event: region `{region}` is not served by this deployment \
+                     (SALTEDCX_REGIONS: {})",
+                    self.saltedcx_regions.join(",")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `deadline`, but no later than `MAX_BUDGET` after `received_at`.
+    pub fn bounded(
+        &self,
+        deadline: chrono::DateTime<chrono::Utc>,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        chrono::TimeDelta::from_std(self.max_budget)
+            .ok()
+            .and_then(|budget| received_at.checked_add_signed(budget))
+            .map_or(deadline, |latest| deadline.min(latest))
+    }
 }
 
 /// HTTP behaviour of the ingress.
@@ -99,6 +161,7 @@ impl Config {
                 log_format: shared::config::LogFormat::Text,
             },
             topology: TopologyArgs::default(),
+            routing: RoutingArgs::open(),
             http: HttpArgs {
                 addr,
                 max_body_bytes: 1 << 20,

@@ -15,6 +15,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
+    #[error(
+        "the event and its routing headers are larger than the event store accepts \
+         ({max_payload} bytes); send a smaller event"
+    )]
+    TooLargeToStore { max_payload: usize },
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
@@ -33,7 +38,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLargeToStore { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) | ApiError::Expired(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -46,7 +53,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLargeToStore { .. } => {
+                "payload_too_large"
+            }
             ApiError::Malformed(_) => "malformed_json",
             ApiError::Invalid(_) => "invalid_event",
             ApiError::Expired(_) => "expired",
@@ -73,7 +82,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::PayloadTooLarge { .. } => "too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooLargeToStore { .. } => "too_large",
             ApiError::Malformed(_) => "malformed",
             ApiError::Invalid(_) => "invalid",
             ApiError::Expired(_) => "expired",
@@ -83,9 +92,22 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The message for the sender: everything but the internal reason of a 503, which stays in
+    /// the logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "the event could not be stored durably; retry shortly".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let body = json!({"error": {"code": self.code(), "message": self.public_message()}});
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         if self.leaves_body_unread() {

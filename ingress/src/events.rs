@@ -1,27 +1,37 @@
-//! `POST /v1/events`: authenticate, check the media type and size, validate, refuse expired
-//! events, store durably, answer 202.
+//! `POST /v1/events`: authenticate, check the media type and size, read what routing needs
+//! (the rest is only checked to be JSON), refuse expired events, store durably, answer 202.
+//! Every refusal is counted, and logged (rate-limited) with its reason and the peer's address.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::json;
+use shared::admission::Admission;
 use shared::deadline::{expired_on_arrival, local_deadline};
 use shared::envelope::Envelope;
-use shared::event::{Event, EventError, TriggerType};
+use shared::event::{EventError, TriggerType};
 use shared::telemetry::names;
-use tracing::Instrument;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::publisher::Stored;
+use crate::publisher::{PublishError, Stored};
+use crate::rejections;
+
+/// The peer address of a request's connection (set by the server loop).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// Handles one event; every outcome is counted.
-pub async fn post_event(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post_event(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let result = accept(&state, &headers, body).await;
     let outcome = match &result {
@@ -32,77 +42,79 @@ pub async fn post_event(State(state): State<AppState>, headers: HeaderMap, body:
     metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(1);
     metrics::histogram!(names::INGRESS_SECONDS).record(started.elapsed().as_secs_f64());
     match result {
-        Ok((stored, request_id)) => {
-            let status = if stored == Stored::New {
-                "accepted"
-            } else {
-                "duplicate"
-            };
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({"requestId": request_id, "status": status})),
-            )
-                .into_response()
+        Ok((stored, request_id)) => accepted(stored, &request_id),
+        Err(err) => {
+            rejections::log(&err, peer.map(|p| p.0.0));
+            err.into_response()
         }
-        Err(err) => err.into_response(),
     }
+}
+
+/// `202 {"requestId":"…","status":"accepted"|"duplicate"}`, written without building a JSON tree.
+fn accepted(stored: Stored, request_id: &uuid::Uuid) -> Response {
+    let status = match stored {
+        Stored::New => "accepted",
+        Stored::Duplicate => "duplicate",
+    };
+    let body = format!(r#"{{"requestId":"{request_id}","status":"{status}"}}"#);
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn accept(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Stored, String), ApiError> {
+) -> Result<(Stored, uuid::Uuid), ApiError> {
     authenticate(state, headers)?;
     check_media_type(headers)?;
     let received_at = Utc::now();
     let bytes = read_body(state, headers, body).await?;
-    let event = Event::from_json(&bytes).map_err(|err| match err {
-        EventError::Malformed(message) => ApiError::Malformed(message),
-        EventError::Invalid(message) => ApiError::Invalid(message),
-    })?;
-    let conversation = event.conversation_pid().unwrap_or_default().to_string();
-    let span =
-        tracing::info_span!("event", request_id = %event.request_id, conversation = %conversation);
-    async {
-        let config = &state.config.http;
-        if expired_on_arrival(event.expires, received_at, config.clock_skew) {
-            tracing::info!(expires = %event.expires, "refused: already expired");
-            return Err(ApiError::Expired(format!(
-                "the event expired at {} (now {}, clock skew tolerance {:?}); it was not queued",
-                event.expires.to_rfc3339(),
-                received_at.to_rfc3339(),
-                config.clock_skew
-            )));
-        }
-        let envelope = Envelope {
-            request_id: event.request_id,
-            conversation,
-            deadline: local_deadline(event.time, event.expires, received_at),
-            received_at,
-            // Unknown types are kept in the body but labelled OTHER in metrics, so a sender
-            // cannot create metric series without bound.
-            trigger: match &event.trigger.kind {
-                TriggerType::Other(_) => "OTHER".to_string(),
-                known => known.as_str().to_string(),
-            },
-            silent: event.is_silent(),
-            account_id: event.account_id.clone(),
-            region: event.region.clone(),
-        };
-        match state.publisher.publish(&envelope, bytes).await {
-            Ok(stored) => {
-                tracing::debug!(?stored, "stored");
-                Ok((stored, event.request_id.to_string()))
-            }
-            Err(message) => {
-                tracing::warn!(error = %message, "refused: not stored");
-                Err(ApiError::Unavailable(message))
-            }
-        }
+    let config = &state.config;
+    let event = Admission::from_json(&bytes, config.routing.saltedcx_account_id.as_deref())
+        .map_err(|err| match err {
+            EventError::Malformed(message) => ApiError::Malformed(message),
+            EventError::Invalid(message) => ApiError::Invalid(message),
+        })?;
+    if expired_on_arrival(event.expires, received_at, config.http.clock_skew) {
+        return Err(ApiError::Expired(format!(
+            "the event expired at {} (now {}, clock skew tolerance {:?}); it was not queued",
+            event.expires.to_rfc3339(),
+            received_at.to_rfc3339(),
+            config.http.clock_skew
+        )));
     }
-    .instrument(span)
-    .await
+    config.routing.check_region(event.region.as_deref())?;
+    let deadline = config.routing.bounded(
+        local_deadline(event.time, event.expires, received_at),
+        received_at,
+    );
+    let envelope = Envelope {
+        request_id: event.request_id,
+        deadline,
+        received_at,
+        // Unknown types are kept in the body but labelled OTHER in metrics, so a sender
+        // cannot create metric series without bound.
+        trigger: match &event.trigger {
+            TriggerType::Other(_) => "OTHER".to_string(),
+            known => known.as_str().to_string(),
+        },
+        silent: event.silent,
+        account_id: Some(event.account_id),
+        region: event.region,
+        conversation: event.conversation,
+    };
+    match state.publisher.publish(&envelope, bytes).await {
+        Ok(stored) => Ok((stored, envelope.request_id)),
+        Err(PublishError::TooLarge { max_payload }) => {
+            Err(ApiError::TooLargeToStore { max_payload })
+        }
+        Err(err) => Err(ApiError::Unavailable(err.to_string())),
+    }
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -126,15 +138,12 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let json = essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 17
+            && essence[..12].eq_ignore_ascii_case("application/")
+            && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"));
+    if json {
         Ok(())
     } else if value.is_empty() {
         Err(ApiError::UnsupportedMediaType(

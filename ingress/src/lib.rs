@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod publisher;
+pub mod rejections;
 pub mod serve;
 
 use std::future::Future;

@@ -17,6 +17,23 @@ use shared::health::Readiness;
 use shared::telemetry::names;
 use shared::topology::{self, event_subject, partition_of};
 
+/// Why an event was not stored. The text is for the logs; the sender gets a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not connected to NATS")]
+    NotConnected,
+    #[error("NATS did not confirm the publish within {0:?}")]
+    Timeout(Duration),
+    /// The event and its headers exceed the largest message NATS accepts: it can never be
+    /// stored, retrying cannot help.
+    #[error(
+        "the event and its headers exceed the largest message NATS accepts ({max_payload} bytes)"
+    )]
+    TooLarge { max_payload: usize },
+    #[error("NATS refused the publish: {0}")]
+    Refused(String),
+}
+
 /// Outcome of a durable publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -56,9 +73,9 @@ impl Publisher {
     }
 
     /// Stores `body` durably with the envelope's headers.
-    pub async fn publish(&self, envelope: &Envelope, body: Bytes) -> Result<Stored, String> {
+    pub async fn publish(&self, envelope: &Envelope, body: Bytes) -> Result<Stored, PublishError> {
         if !shared::nats::is_connected(&self.client) {
-            return Err("the event store (NATS) is not reachable; retry shortly".into());
+            return Err(PublishError::NotConnected);
         }
         let subject = event_subject(partition_of(
             &envelope.conversation,
@@ -70,24 +87,29 @@ impl Publisher {
                 .js
                 .publish_with_headers(subject, envelope.to_headers(), body)
                 .await
-                .map_err(|e| e.to_string())?;
-            ack.await.map_err(|e| {
-                if matches!(e.kind(), PublishErrorKind::StreamNotFound) {
-                    self.stream_ready.store(false, Ordering::Relaxed);
-                }
-                e.to_string()
-            })
+                .map_err(|e| self.refused(e.kind(), e))?;
+            ack.await.map_err(|e| self.refused(e.kind(), e))
         })
         .await;
         metrics::histogram!(names::PUBLISH_SECONDS).record(started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(ack)) if ack.duplicate => Ok(Stored::Duplicate),
             Ok(Ok(_)) => Ok(Stored::New),
-            Ok(Err(err)) => Err(format!("the event could not be stored: {err}")),
-            Err(_) => Err(format!(
-                "the event store did not confirm within {:?}; retry shortly",
-                self.timeout
-            )),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(PublishError::Timeout(self.timeout)),
+        }
+    }
+
+    fn refused(&self, kind: PublishErrorKind, err: impl std::fmt::Display) -> PublishError {
+        match kind {
+            PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge {
+                max_payload: self.client.max_payload(),
+            },
+            PublishErrorKind::StreamNotFound => {
+                self.stream_ready.store(false, Ordering::Relaxed);
+                PublishError::Refused(err.to_string())
+            }
+            _ => PublishError::Refused(err.to_string()),
         }
     }
 

@@ -284,22 +284,67 @@ pub struct Turn {
     pub pid: Option<String>,
 }
 
+/// The longest id accepted (conversation, account): Salted CX's ids are UUIDs; a limit keeps
+/// them usable as NATS header values and URL path segments.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// Ids travel as NATS header values and become callback URL path segments: control characters
-/// (which cannot be put in a header) and `.` or `..` (which would move the callback to another
-/// path, even percent-encoded) are refused.
-fn check_id(what: &str, id: &str) -> Result<(), EventError> {
-    if id.chars().any(char::is_control) {
-        return Err(EventError::Invalid(format!(
-            "invalid event: {what} contains control characters"
-        )));
+/// (which cannot be put in a header), surrounding spaces (the id would not be the one used),
+/// `.` or `..` (which would move the callback to another path, even percent-encoded) and very
+/// long ids are refused.
+pub fn check_id(what: &str, id: &str) -> Result<(), EventError> {
+    let problem = if id.chars().any(char::is_control) {
+        Some("contains control characters".to_string())
+    } else if id.trim() != id {
+        Some("has leading or trailing spaces".to_string())
+    } else if id == "." || id == ".." {
+        Some(format!("`{id}` is not a usable id"))
+    } else if id.len() > MAX_ID_BYTES {
+        Some(format!("is longer than {MAX_ID_BYTES} bytes"))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(EventError::Invalid(format!(
+            "invalid event: {what} {problem}"
+        ))),
+        None => Ok(()),
     }
-    if id == "." || id == ".." {
-        return Err(EventError::Invalid(format!(
-            "invalid event: {what} `{id}` is not a usable id"
-        )));
-    }
-    Ok(())
 }
+
+/// The conversation id the pipeline routes by: present, not blank, and usable ([`check_id`]).
+pub fn check_conversation(conversation: Option<&str>) -> Result<&str, EventError> {
+    let Some(conversation) = conversation.filter(|c| !c.trim().is_empty()) else {
+        return Err(EventError::Invalid(
+            "invalid event: no conversation id (`conversation.pid`, or \
+             `trigger.conversationPid` for CONVERSATION_COMPLETED)"
+                .into(),
+        ));
+    };
+    check_id("the conversation id", conversation)?;
+    Ok(conversation)
+}
+
+/// The account the answer goes to: the event's `accountId`, or else the deployment's
+/// `default_account` (SALTEDCX_ACCOUNT_ID); usable ([`check_id`]).
+pub fn check_account<'a>(
+    account: Option<&'a str>,
+    default_account: Option<&'a str>,
+) -> Result<&'a str, EventError> {
+    match account.filter(|a| !a.trim().is_empty()) {
+        Some(account) => check_id("`accountId`", account).map(|()| account),
+        None => default_account.ok_or_else(|| {
+            EventError::Invalid(
+                "invalid event: `accountId` is missing; it is needed to answer the event (or \
+                 set SALTEDCX_ACCOUNT_ID when Salted CX does not send it)"
+                    .into(),
+            )
+        }),
+    }
+}
+
+/// Fields the lenient parse never drops (paths as in error messages).
+const NEEDED_FIELDS: &[&str] = &["requestId", "expires", "trigger", "trigger.type"];
 
 fn is_false(value: &bool) -> bool {
     !*value
@@ -317,80 +362,35 @@ pub enum EventError {
 }
 
 impl Event {
-    /// Parses and validates an event from its raw JSON body.
+    /// Parses and validates an event from its raw JSON body, strictly: every documented field
+    /// must have its documented type.
     ///
     /// Errors name the offending field path (`trigger.type`, `turns[2].time`, ...) or the line
     /// and column of a JSON syntax error.
     pub fn from_json(body: &[u8]) -> Result<Event, EventError> {
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            // Not an object: broken JSON, or valid JSON of the wrong kind.
-            return Err(
-                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                    Err(err) => EventError::Malformed(format!("body is not valid JSON: {err}")),
-                    Ok(_) => {
-                        EventError::Invalid("invalid event: the body must be a JSON object".into())
-                    }
-                },
-            );
-        }
-        // The fast path for valid events; the error is then worked out by the slower parse
-        // that tracks the path of the offending field.
-        if let Ok(event) = serde_json::from_slice::<Event>(body) {
-            event.validate()?;
-            return Ok(event);
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let parsed: Result<Event, _> = serde_path_to_error::deserialize(&mut deserializer);
-        let event = match parsed {
-            Ok(event) => {
-                deserializer.end().map_err(|err| {
-                    EventError::Malformed(format!("body is not valid JSON: {err}"))
-                })?;
-                event
-            }
-            Err(err) => {
-                let path = err.path().to_string();
-                let inner = err.into_inner();
-                if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-                    return Err(EventError::Malformed(format!(
-                        "body is not valid JSON: {inner}"
-                    )));
-                }
-                // A type error can come before a syntax error further on: broken JSON is
-                // reported as such, so check the syntax before blaming a field (error path
-                // only; valid events are parsed once).
-                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                    return Err(EventError::Malformed(format!(
-                        "body is not valid JSON: {syntax}"
-                    )));
-                }
-                return Err(if path.is_empty() || path == "." {
-                    EventError::Invalid(format!("invalid event: {inner}"))
-                } else {
-                    EventError::Invalid(format!("invalid event at `{path}`: {inner}"))
-                });
-            }
-        };
+        let event: Event = crate::parse::explained(body)?;
         event.validate()?;
         Ok(event)
     }
 
-    /// Checks what the pipeline needs beyond the JSON shape.
+    /// Parses an event as the worker must, to answer every event the ingress accepted: a
+    /// documented field of an unexpected type (the format is documented as still changing) is
+    /// left out, and its path returned, instead of failing the whole event. The fields the
+    /// pipeline needs (`requestId`, `expires`, `trigger.type`, the ids) must still be valid.
+    pub fn from_json_lenient(body: &[u8]) -> Result<(Event, Vec<String>), EventError> {
+        let (event, dropped): (Event, _) = crate::parse::repaired(body, NEEDED_FIELDS)?;
+        event.validate()?;
+        Ok((event, dropped))
+    }
+
+    /// Checks what the pipeline needs beyond the JSON shape. An absent `accountId` is the
+    /// ingress's concern (refused there unless the deployment configures one).
     fn validate(&self) -> Result<(), EventError> {
-        let Some(conversation) = self.conversation_pid() else {
-            return Err(EventError::Invalid(
-                "invalid event: no conversation id (`conversation.pid`, or \
-                 `trigger.conversationPid` for CONVERSATION_COMPLETED)"
-                    .into(),
-            ));
-        };
-        check_id("the conversation id", conversation)?;
-        match self.account_id.as_deref().map(str::trim) {
-            None | Some("") => Err(EventError::Invalid(
-                "invalid event: `accountId` is missing; it is needed to answer the event".into(),
-            )),
-            Some(account) => check_id("`accountId`", account),
+        check_conversation(self.conversation_pid())?;
+        if let Some(account) = self.account_id.as_deref().filter(|a| !a.trim().is_empty()) {
+            check_id("`accountId`", account)?;
         }
+        Ok(())
     }
 
     /// The conversation this event belongs to: `conversation.pid`, or

@@ -1,6 +1,7 @@
 //! What the ingress and the worker share: the Salted CX event and answer model, configuration,
 //! the NATS topology, deadlines, and telemetry.
 
+pub mod admission;
 pub mod answer;
 pub mod config;
 pub mod custom;
@@ -9,6 +10,7 @@ pub mod envelope;
 pub mod event;
 pub mod health;
 pub mod nats;
+pub mod parse;
 pub mod queue;
 pub mod retry;
 pub mod secret;

@@ -6,14 +6,25 @@
 
 /// Normalises a wire value for matching: upper case, with spaces and `-` turned into `_`.
 pub fn normalise(value: &str) -> String {
-    value
-        .trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' => '_',
-            c => c.to_ascii_uppercase(),
-        })
-        .collect()
+    value.trim().chars().map(normalised).collect()
+}
+
+/// Whether `value` matches `wire` once both are normalised, without allocating (every enum value
+/// of every turn goes through this).
+pub fn matches(value: &str, wire: &str) -> bool {
+    let value = value.trim();
+    value.len() == wire.len()
+        && value
+            .chars()
+            .zip(wire.chars())
+            .all(|(a, b)| normalised(a) == normalised(b))
+}
+
+fn normalised(c: char) -> char {
+    match c {
+        ' ' | '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }
 }
 
 /// Declares an enum with tolerant (de)serialisation: each known variant has its canonical wire
@@ -35,8 +46,7 @@ macro_rules! tolerant_enum {
         impl $name {
             /// Parses a wire value tolerantly (case, spaces, `_` and `-` do not matter).
             pub fn parse(value: &str) -> Self {
-                let key = $crate::tolerant::normalise(value);
-                $( if key == $crate::tolerant::normalise($wire) { return Self::$variant; } )+
+                $( if $crate::tolerant::matches(value, $wire) { return Self::$variant; } )+
                 Self::Other(value.to_string())
             }
 
@@ -63,7 +73,8 @@ macro_rules! tolerant_enum {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                // Borrowed when the text has no escapes: no allocation for known values.
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
                 Ok(Self::parse(&text))
             }
         }
@@ -72,12 +83,28 @@ macro_rules! tolerant_enum {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise;
+    use super::{matches, normalise};
 
     #[test]
     fn normalise_treats_case_spaces_underscores_and_dashes_alike() {
         assert_eq!(normalise("Conversation Update"), "CONVERSATION_UPDATE");
         assert_eq!(normalise("conversation-update"), "CONVERSATION_UPDATE");
         assert_eq!(normalise(" External Agent "), "EXTERNAL_AGENT");
+    }
+
+    #[test]
+    fn matching_agrees_with_normalising() {
+        for (value, wire) in [
+            ("Conversation Update", "CONVERSATION_UPDATE"),
+            ("conversation-update", "CONVERSATION_UPDATE"),
+            (" External Agent ", "EXTERNAL_AGENT"),
+            ("MESSAGE", "MESSAGE"),
+        ] {
+            assert!(matches(value, wire), "{value}");
+            assert_eq!(normalise(value), wire);
+        }
+        assert!(!matches("MESSAGES", "MESSAGE"));
+        assert!(!matches("MESSAG", "MESSAGE"));
+        assert!(!matches("Ménage", "MENAGE"));
     }
 }

@@ -876,18 +876,38 @@ fn a_missing_conversation_id_is_invalid_and_named() {
 }
 
 #[test]
-fn a_missing_or_blank_account_id_is_invalid_and_named() {
+fn a_missing_or_blank_account_id_is_refused_at_admission_and_named() {
+    let admit =
+        |value: &Value| shared::admission::Admission::from_json(value.to_string().as_bytes(), None);
     let mut value = event_value("action");
     object_mut(&mut value, "").remove("accountId");
-    let message = invalid_message(parse_value(&value));
+    let message = invalid_message(admit(&value).map(|_| event_fixture("action")));
     assert!(message.contains("`accountId`"), "{message}");
+    // The worker's model reads such an event (the account then comes with the envelope).
+    assert!(parse_value(&value).is_ok());
 
     for blank in ["", "  "] {
         let mut value = event_value("action");
         value["accountId"] = json!(blank);
-        let message = invalid_message(parse_value(&value));
+        let message = invalid_message(admit(&value).map(|_| event_fixture("action")));
         assert!(message.contains("`accountId`"), "{blank:?}: {message}");
     }
+}
+
+#[test]
+fn the_lenient_parse_leaves_out_fields_of_unexpected_types_and_names_them() {
+    let mut value = event_value("full-request");
+    object_mut(&mut value, "/turns/0").insert("time".into(), json!(17));
+    object_mut(&mut value, "/conversation").insert("needsHelp".into(), json!("no"));
+    let body = value.to_string();
+    assert!(Event::from_json(body.as_bytes()).is_err(), "strict");
+    let (event, dropped) = Event::from_json_lenient(body.as_bytes()).expect("lenient");
+    assert_eq!(dropped, vec!["conversation.needsHelp", "turns[0].time"]);
+    assert_eq!(event.turns[0].time, None);
+    assert_eq!(event.conversation.and_then(|c| c.needs_help), None);
+    // What the pipeline needs is never left out.
+    object_mut(&mut value, "/trigger").insert("type".into(), json!(3));
+    assert!(Event::from_json_lenient(value.to_string().as_bytes()).is_err());
 }
 
 #[test]

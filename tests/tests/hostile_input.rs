@@ -13,6 +13,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
+use shared::admission::Admission;
 use shared::event::{Event, EventError};
 use testkit::stack::{self, Poster, TOKEN};
 use testkit::{EventBuilder, NatsServer};
@@ -182,7 +183,7 @@ fn expected(case: &Case) -> (u16, &'static str) {
     if case.body.len() > LIMIT {
         return (413, "payload_too_large");
     }
-    match Event::from_json(&case.body) {
+    match Admission::from_json(&case.body, None) {
         Err(EventError::Malformed(_)) => (400, "malformed_json"),
         Err(EventError::Invalid(_)) => (422, "invalid_event"),
         Ok(event)
@@ -319,10 +320,32 @@ async fn named_hostile_bodies_get_their_documented_status() -> Result<()> {
         (status.as_u16(), reply["error"]["code"].as_str()),
         (400, Some("malformed_json"))
     );
+    // Anywhere, typed or free-form: nesting beyond 64 levels is refused before any parse.
     let (status, reply) = post(splice(valid_event(), "/customer/custom", &nested(200_000))).await?;
     assert_eq!(
         (status.as_u16(), reply["error"]["code"].as_str()),
-        (422, Some("invalid_event"))
+        (400, Some("malformed_json"))
+    );
+    let (status, reply) = post(splice(valid_event(), "/unknownField", &nested(65))).await?;
+    assert_eq!(
+        (status.as_u16(), reply["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "{reply}"
+    );
+    // A documented field the pipeline does not need, of an unexpected type, is accepted: the
+    // worker answers the event without it.
+    let (status, reply) = post(valid_event().set("/turns", json!("not a list")).to_body()).await?;
+    assert_eq!(status, 202, "{reply}");
+    // So many turns that building them would cost a worker hundreds of MB: refused unbuilt.
+    let many = format!(
+        "[{}]",
+        vec!["{}"; shared::admission::MAX_TURNS + 1].join(",")
+    );
+    let (status, reply) = post(splice(valid_event(), "/turns", many.as_bytes())).await?;
+    assert_eq!(
+        (status.as_u16(), reply["error"]["code"].as_str()),
+        (422, Some("invalid_event")),
+        "{reply}"
     );
 
     let near_limit = valid_event().set("/trigger/content", json!("é".repeat(400_000)));

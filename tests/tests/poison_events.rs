@@ -303,3 +303,51 @@ async fn an_event_that_crashes_every_worker_is_dead_lettered_after_max_deliverie
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_of_an_unexpected_type_is_left_out_and_the_event_answered_as_usual() -> Result<()> {
+    let setup = setup().await?;
+    let _worker = worker(&setup, |_| {}).await?;
+    // The ingress checks only what routing needs; the worker reads the rest leniently.
+    let event = EventBuilder::message("conv-odd", "hello there")
+        .set("/turns", json!("not a list"))
+        .set("/conversation/needsHelp", json!("maybe"))
+        .build();
+    let id = post(&setup.poster, &event).await?;
+    let answered = setup.fake.wait_for_request(&id, WAIT).await?;
+    assert_eq!(
+        answered.actions(),
+        vec![json!({"type": "MESSAGE", "content": "ok: hello there"})]
+    );
+    let letters = faults::dead_letters(&setup.nats.jetstream().await?).await?;
+    assert!(letters.is_empty(), "{letters:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_event_the_worker_cannot_read_is_dead_lettered_and_answered_with_the_fallback()
+-> Result<()> {
+    let setup = setup().await?;
+    let _worker = worker(&setup, |_| {}).await?;
+    // A lone surrogate escape (a truncated emoji): valid UTF-8 text, accepted by the ingress,
+    // which does not decode the message content; the worker's model cannot decode it.
+    let event = EventBuilder::message("conv-unreadable", "__TEXT__").build();
+    let id = event["requestId"].as_str().unwrap_or_default().to_string();
+    let body = event
+        .to_string()
+        .replace("__TEXT__", "broken \\ud83d emoji");
+    let (status, reply) = setup
+        .poster
+        .post_raw(
+            body.into_bytes(),
+            Some(&format!("Bearer {TOKEN}")),
+            "application/json",
+        )
+        .await?;
+    assert_eq!(status, 202, "{reply}");
+    let answered = setup.fake.wait_for_request(&id, WAIT).await?;
+    assert_fallback(&answered.actions(), "could not be read", "surrogate");
+    let letters = faults::dead_letters(&setup.nats.jetstream().await?).await?;
+    assert_eq!(letter(&letters, &id)?.reason, "invalid_event");
+    Ok(())
+}

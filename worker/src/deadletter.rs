@@ -48,7 +48,10 @@ impl Reason {
     /// Whether the fallback answer follows the dead letter (the logic could not decide, or the
     /// event was delivered too often): the outcome is then counted after that answer.
     pub fn answered_with_fallback(self) -> bool {
-        matches!(self, Reason::LogicError | Reason::TooManyDeliveries)
+        matches!(
+            self,
+            Reason::LogicError | Reason::TooManyDeliveries | Reason::InvalidEvent
+        )
     }
 }
 

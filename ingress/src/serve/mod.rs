@@ -175,7 +175,9 @@ async fn connection(
             let router = router.clone();
             async move {
                 state.request_started();
-                let response = router.oneshot(request.map(Body::new)).await;
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(crate::events::Peer(peer));
+                let response = router.oneshot(request).await;
                 state.request_finished();
                 Ok::<_, Infallible>(match response {
                     Ok(response) => response,

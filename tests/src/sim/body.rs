@@ -1,7 +1,8 @@
 //! Assembling an event body from its head (everything but the turns) and the serialised turns,
-//! at a requested size: smaller events are padded with a top-level field unknown to the event
-//! model ([`PADDING_FIELD`]), larger ones keep only their newest turns that fit (at least one).
-//! Size 0 means the natural size: every turn, no padding.
+//! at a requested size: smaller events grow by earlier turns of the conversation (an earlier
+//! exchange, [`history`]), as a real conversation's events do, and the last few bytes by a
+//! top-level field unknown to the event model ([`PADDING_FIELD`]); larger ones keep only their
+//! newest turns that fit (at least one). Size 0 means the natural size: every turn, no padding.
 
 use serde::Serialize;
 
@@ -24,10 +25,33 @@ pub fn assemble<H: Serialize>(head: &H, turns: &[Vec<u8>], size: usize) -> Vec<u
     };
     let kept = &turns[turns.len() - keep..];
     let turns_len: usize = kept.iter().map(|t| t.len() + 1).sum();
-    out.reserve(fixed + turns_len + size.saturating_sub(fixed + turns_len) + 32);
+    // Earlier turns to grow a small event to about `size` (room kept for the padding field).
+    let overhead = PADDING_FIELD.len() + 6;
+    let mut room = if size == 0 {
+        0
+    } else {
+        size.saturating_sub(fixed + turns_len + 1 + overhead)
+    };
+    let earlier: Vec<&[u8]> = history()
+        .iter()
+        .map(Vec::as_slice)
+        .take_while(|turn| {
+            let fits = turn.len() < room;
+            if fits {
+                room -= turn.len() + 1;
+            }
+            fits
+        })
+        .collect();
+    out.reserve(size.max(fixed + turns_len) + 32);
     out.extend_from_slice(separator);
     out.extend_from_slice(b"\"turns\":[");
-    for (i, turn) in kept.iter().enumerate() {
+    for (i, turn) in earlier
+        .iter()
+        .copied()
+        .chain(kept.iter().map(Vec::as_slice))
+        .enumerate()
+    {
         if i > 0 {
             out.push(b',');
         }
@@ -35,7 +59,6 @@ pub fn assemble<H: Serialize>(head: &H, turns: &[Vec<u8>], size: usize) -> Vec<u
     }
     out.push(b']');
     // `,"simPadding":""` costs 16 bytes before any filler.
-    let overhead = PADDING_FIELD.len() + 6;
     if size > 0 && out.len() + 1 + overhead < size {
         let filler = size - out.len() - 1 - overhead;
         out.extend_from_slice(b",\"");
@@ -46,6 +69,36 @@ pub fn assemble<H: Serialize>(head: &H, turns: &[Vec<u8>], size: usize) -> Vec<u
     }
     out.push(b'}');
     out
+}
+
+/// Turns of an earlier exchange of the conversation (customer and bot taking turns, about
+/// 300 bytes each), serialised once.
+fn history() -> &'static [Vec<u8>] {
+    static HISTORY: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    HISTORY.get_or_init(|| {
+        const LINES: [&str; 6] = [
+            "Hi, I ordered a pair of running shoes last week and the tracking has not moved since Monday.",
+            "Thanks for your patience. Could you tell me the order number so I can look it up?",
+            "Sure, it is 4471-2290. I also changed my delivery address after ordering, is that a problem?",
+            "The new address was applied to the parcel. It left our warehouse yesterday evening.",
+            "Great, and can I still return them if they do not fit? They are a gift for my brother.",
+            "Yes: unworn items can be returned within 30 days, free of charge, with the label in the box.",
+        ];
+        (0..200)
+            .map(|i| {
+                let customer = i % 2 == 0;
+                let turn = serde_json::json!({
+                    "time": format!("2026-01-01T10:{:02}:{:02}.000000Z", (i / 60) % 60, i % 60),
+                    "type": "MESSAGE",
+                    "participantType": if customer { "CUSTOMER" } else { "BOT" },
+                    "content": LINES[i % LINES.len()],
+                    "status": if customer { "RECEIVED" } else { "DELIVERED" },
+                    "id": format!("history-{i:04}"),
+                });
+                serde_json::to_vec(&turn).unwrap_or_default()
+            })
+            .collect()
+    })
 }
 
 /// How many of the newest turns fit in `room` bytes (always at least one, if there is one).
@@ -77,12 +130,16 @@ mod tests {
     }
 
     #[test]
-    fn small_events_are_padded_to_the_requested_size_and_stay_valid_json() {
-        let body = assemble(&json!({"requestId": "r"}), &turns(2), 3072);
-        assert!((3070..=3072).contains(&body.len()), "{}", body.len());
+    fn small_events_grow_by_earlier_turns_to_the_requested_size_and_stay_valid_json() {
+        let body = assemble(&json!({"requestId": "r"}), &turns(2), 5120);
+        assert!((5110..=5120).contains(&body.len()), "{}", body.len());
         let value: Value = serde_json::from_slice(&body).expect("valid JSON");
-        assert_eq!(value["turns"].as_array().map(Vec::len), Some(2));
-        assert!(value[PADDING_FIELD].is_string());
+        let all = value["turns"].as_array().cloned().unwrap_or_default();
+        assert!(all.len() > 10, "grown by earlier turns: {}", all.len());
+        // The conversation's own turns stay the newest.
+        assert_eq!(all[all.len() - 2]["n"], json!(0));
+        assert_eq!(all[all.len() - 1]["n"], json!(1));
+        assert!(value[PADDING_FIELD].as_str().is_some_and(|p| p.len() < 400));
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub struct LoadArgs {
     pub rate: Option<f64>,
     /// Event size in bytes: smaller events are padded, larger ones keep their newest turns
     /// (0: natural size, growing with the conversation).
-    #[arg(long, env = "SIM_EVENT_SIZE", default_value_t = 3072)]
+    #[arg(long, env = "SIM_EVENT_SIZE", default_value_t = 5120)]
     pub event_size: usize,
     /// Start the conversations evenly spread over this time; 0 starts them all at once, as a
     /// burst (Salted CX reconnecting, a campaign starting).

@@ -48,6 +48,7 @@ pub(super) enum FallbackCause {
     Failed,
     DependencyUnavailable,
     TriedTooOften,
+    Unreadable,
 }
 
 impl FallbackCause {
@@ -71,6 +72,7 @@ impl FallbackCause {
             FallbackCause::TriedTooOften => {
                 "this event could not be processed although it was tried several times"
             }
+            FallbackCause::Unreadable => "this event could not be read",
         }
     }
 }

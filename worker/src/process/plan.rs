@@ -113,10 +113,20 @@ impl Processor {
 
     /// Parses the event and runs the logic; a failure is dead-lettered and gets the fallback.
     async fn decided(&self, job: &Job<'_>) -> Result<(Reply, Outcome, Option<String>), Outcome> {
-        let event = match Event::from_json(&job.message.payload) {
-            Ok(event) => Arc::new(event),
+        let event = match Event::from_json_lenient(&job.message.payload) {
+            Ok((event, dropped)) => {
+                if !dropped.is_empty() {
+                    // The format is documented as still changing: the logic decides without
+                    // fields it cannot read rather than leaving the event unanswered.
+                    tracing::warn!(fields = ?dropped, "event fields of unexpected types were left out");
+                }
+                Arc::new(event)
+            }
             Err(err) => {
-                return Err(self
+                // Accepted by the ingress but unreadable here (e.g. an escape sequence the
+                // model cannot decode): kept as a dead letter, and still answered, from the
+                // envelope, so Salted CX does not wait until the deadline.
+                let stored = self
                     .dead_letter(
                         job.partition,
                         job.message,
@@ -124,7 +134,12 @@ impl Processor {
                         &err,
                         job.trigger(),
                     )
-                    .await);
+                    .await;
+                if stored == Outcome::Retry {
+                    return Err(Outcome::Retry);
+                }
+                let reply = fallback_reply(job.envelope.silent, FallbackCause::Unreadable);
+                return Ok((reply, Outcome::Failed, None));
             }
         };
         let account_id = event.account_id.clone();
