@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::{LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
 
+use crate::logic::playbook::ReplyLanguage;
+
 /// Consumes Salted CX events from NATS JetStream in conversation order, runs the conversation
 /// logic and delivers each answer to Salted CX before the event's deadline.
 #[derive(Debug, Parser)]
@@ -81,6 +83,16 @@ pub struct WorkerArgs {
     /// Path to the conversation playbook file (the built-in playbook when unset).
     #[arg(long, env = "PLAYBOOK")]
     pub playbook: Option<PathBuf>,
+    /// Your Logic's own agent ids in Salted CX (comma-separated): engagements with one of these
+    /// `agent` ids are the bot's own, never a human agent's. Optional: without it the bot tells
+    /// its engagements apart by the turns in them (see docs/logic.md).
+    #[arg(long, env = "BOT_AGENT_IDS", value_delimiter = ',')]
+    pub bot_agent_ids: Vec<String>,
+    /// The language of the playbook's replies: `customer` (the customer's language when the
+    /// playbook has it, else its default language) or `account` (always the default language,
+    /// for accounts where Salted CX translates the bot's replies).
+    #[arg(long, env = "REPLY_LANGUAGE", value_enum, default_value_t = ReplyLanguage::Customer)]
+    pub reply_language: ReplyLanguage,
     /// With `LOGIC=http`: the URL every event is POSTed to (required then).
     #[arg(long, env = "LOGIC_URL")]
     pub logic_url: Option<String>,
@@ -133,6 +145,8 @@ impl Config {
                 api_url: api_url.to_string(),
                 logic: LogicKind::Playbook,
                 playbook: None,
+                bot_agent_ids: Vec::new(),
+                reply_language: ReplyLanguage::Customer,
                 logic_url: None,
                 logic_timeout: Duration::from_secs(2),
                 ack_wait: Duration::from_secs(5),

@@ -55,7 +55,13 @@ pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> 
                 None => logic::playbook::Playbook::builtin(),
             }
             .map_err(|err| StartError::Logic(err.to_string()))?;
-            Ok(Arc::new(logic::playbook::PlaybookLogic::new(playbook)))
+            let options = logic::playbook::Options {
+                identity: logic::engagements::Identity::new(&worker.bot_agent_ids),
+                reply_language: worker.reply_language,
+            };
+            Ok(Arc::new(logic::playbook::PlaybookLogic::with_options(
+                playbook, options,
+            )))
         }
         LogicKind::Echo => Ok(Arc::new(logic::echo::EchoLogic)),
         LogicKind::Http => {

@@ -80,6 +80,7 @@ golden_tests! {
     a_customer_saying_the_issue_is_not_resolved_is_escalated_again => "closing-not-resolved",
     menu_steps_and_answers_run_their_hooks => "menu-hooks",
     the_users_own_custom_keys_are_kept_and_the_state_stays_within_one_kilobyte => "custom-data",
+    in_the_seed_example_the_bot_answers_in_its_own_agent_engagement_and_keeps_quiet_for_a_real_agent => "seed-example-bot-engagement",
 }
 
 #[test]

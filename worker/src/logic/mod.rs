@@ -13,6 +13,7 @@ use shared::answer::Reply;
 use shared::event::Event;
 
 pub mod echo;
+pub mod engagements;
 pub mod http;
 pub mod playbook;
 
