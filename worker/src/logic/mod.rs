@@ -1,8 +1,9 @@
 //! The extension point: conversation logic decides the answer to one event.
 //!
 //! Implement [`Logic`] for your own Rust logic, or use the built-in ones: the declarative
-//! playbook (the default), a trivial echo logic, or the HTTP delegate that forwards each event to
-//! a service of yours. The worker takes care of ordering, deadlines, retries, idempotency and
+//! playbook (the default), the playbook with a generative answer step (a language model behind
+//! an OpenAI-compatible API), a trivial echo logic, or the HTTP delegate that forwards each event
+//! to a service of yours. The worker takes care of ordering, deadlines, retries, idempotency and
 //! metrics around it.
 
 use std::time::Duration;
@@ -12,10 +13,13 @@ use chrono::{DateTime, Utc};
 use shared::answer::Reply;
 use shared::event::Event;
 
+pub mod body;
 pub mod echo;
 pub mod engagements;
+pub mod generative;
 pub mod http;
 pub mod playbook;
+pub mod setup;
 
 /// What the worker knows about an event besides its content.
 #[derive(Debug, Clone)]

@@ -42,7 +42,8 @@ impl Filler {
         Self(words)
     }
 
-    fn contains(&self, word: &str) -> bool {
+    /// Whether `word` (normalised) is a filler word.
+    pub fn contains(&self, word: &str) -> bool {
         self.0.contains(word)
     }
 }
