@@ -136,3 +136,28 @@ fn check_playbook_rejects_an_invalid_file_with_exit_code_1_and_the_errors() {
         "{stderr}"
     );
 }
+
+/// `text` without its leading comment block.
+fn without_header(text: &str) -> &str {
+    let start = text
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    &text[start.min(text.len())..]
+}
+
+#[test]
+fn the_kubernetes_playbook_is_a_valid_copy_of_the_built_in_one() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/k8s/base/playbook.toml"
+    );
+    let k8s = std::fs::read_to_string(path).expect("deploy/k8s/base/playbook.toml");
+    worker::logic::playbook::Playbook::from_toml(path, &k8s).expect("valid playbook");
+    assert_eq!(
+        without_header(&k8s),
+        without_header(worker::logic::playbook::DEFAULT_PLAYBOOK),
+        "deploy/k8s/base/playbook.toml differs from worker/playbooks/default.toml"
+    );
+}
