@@ -86,7 +86,7 @@ pub async fn run(backend: &Backend, cases: &[Case], budget: Duration) -> RunRepo
     let mut report = RunReport::default();
     for case in cases {
         let records = match backend {
-            Backend::InProcess(logic) => play_in_process(logic, case, budget).await,
+            Backend::InProcess(logic) => play_in_process(logic, case, budget, |_| {}).await,
             Backend::Pipeline(env) => {
                 let pacing = Pacing::Immediate(Arc::new(Gate::new(None)));
                 driver::play(env, &case.scenario, &pacing, true).await.0
@@ -98,8 +98,14 @@ pub async fn run(backend: &Backend, cases: &[Case], budget: Duration) -> RunRepo
 }
 
 /// Plays `case` against `logic` the way the worker and Salted CX would: each event built from
-/// the conversation so far, the answer applied before the next one.
-async fn play_in_process(logic: &Arc<dyn Logic>, case: &Case, budget: Duration) -> Vec<Record> {
+/// the conversation so far, the answer applied before the next one. `observe` sees every event
+/// body sent (the logic benchmark replays them).
+pub async fn play_in_process(
+    logic: &Arc<dyn Logic>,
+    case: &Case,
+    budget: Duration,
+    mut observe: impl FnMut(&[u8]),
+) -> Vec<Record> {
     let mut conversation = Conversation::new(&case.scenario);
     let mut records = Vec::new();
     for step in &case.scenario.steps {
@@ -112,6 +118,7 @@ async fn play_in_process(logic: &Arc<dyn Logic>, case: &Case, budget: Duration) 
             });
             continue;
         };
+        observe(&built.body);
         let started = Instant::now();
         let outcome = match decide(logic, &built.body, built.expires).await {
             Ok(answer) => Outcome::Answered {

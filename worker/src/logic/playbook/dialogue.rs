@@ -35,12 +35,13 @@ impl Turn<'_> {
         if self.event.trigger.participant_type != Some(ParticipantType::Customer) {
             return;
         }
-        let texts: Vec<String> = self
-            .event
-            .trigger_texts()
-            .filter(|t| !t.trim().is_empty())
-            .map(str::to_string)
-            .collect();
+        // The verbatim, translated and agent-language texts are often the same: match once.
+        let mut texts: Vec<String> = Vec::with_capacity(3);
+        for text in self.event.trigger_texts() {
+            if !text.trim().is_empty() && !texts.iter().any(|t| t == text) {
+                texts.push(text.to_string());
+            }
+        }
         let Some(last) = texts.first().cloned() else {
             return;
         };

@@ -67,18 +67,9 @@ impl Phrase {
         {
             return token == word;
         }
-        let (t, w): (Vec<char>, Vec<char>) = (token.chars().collect(), word.chars().collect());
-        let with_ending =
-            w.len() >= 4 && t.len() > w.len() && t.len() - w.len() <= 3 && t.starts_with(&w);
-        let typo = w.len() >= 6 && t.len().abs_diff(w.len()) <= 1 && {
-            let (short, long) = if t.len() <= w.len() {
-                (&t, &w)
-            } else {
-                (&w, &t)
-            };
-            within_one_edit(short, long)
-        };
-        with_ending || typo
+        let (t, w) = (token.chars().count(), word.chars().count());
+        let with_ending = w >= 4 && t > w && t - w <= 3 && token.starts_with(word);
+        with_ending || (w >= 6 && t.abs_diff(w) <= 1 && one_typo_apart(token, word))
     }
 
     /// Whether the phrase has no words at all (it could never match).
@@ -103,32 +94,16 @@ impl Phrase {
         if self.is_empty() {
             return Vec::new();
         }
+        // Most phrases miss a word entirely: find that out before looking clause by clause.
+        let anywhere = self
+            .words
+            .iter()
+            .all(|w| text.all.iter().any(|t| self.is(t, w)));
         let mut found = Vec::new();
-        for range in text.clause_ranges() {
-            let clause = &text.all[range.clone()];
-            let positions: Option<Vec<usize>> = self
-                .words
-                .iter()
-                .map(|w| clause.iter().position(|t| self.is(t, w)))
-                .collect();
-            let Some(positions) = positions else {
-                continue;
-            };
-            let start = positions.iter().copied().min().unwrap_or(0);
-            let end = positions.iter().copied().max().unwrap_or(0);
-            if max_span.is_some_and(|max| end - start + 1 > max) {
-                continue;
+        if anywhere {
+            for range in text.clause_ranges() {
+                found.extend(self.in_clause(text, range, max_span, negations));
             }
-            let inside = &clause[start..=end];
-            let own = |word: &String| self.words.iter().any(|w| self.is(word, w));
-            let negated = negations.precede(&clause[..start])
-                || inside.iter().any(|w| !own(w) && negations.is_word(w));
-            found.push(Occurrence {
-                start: range.start + start,
-                end: range.start + end,
-                words: self.words.len(),
-                negated,
-            });
         }
         if found.is_empty() && self.unspaced_script && text.joined.contains(&self.joined) {
             found.push(Occurrence {
@@ -139,6 +114,39 @@ impl Phrase {
             });
         }
         found
+    }
+
+    /// The occurrence of the phrase in the clause `range` of `text`, if all its words are
+    /// there within `max_span` words.
+    fn in_clause(
+        &self,
+        text: &Words,
+        range: std::ops::Range<usize>,
+        max_span: Option<usize>,
+        negations: &Negations,
+    ) -> Option<Occurrence> {
+        let clause = &text.all[range.clone()];
+        let positions: Vec<usize> = self
+            .words
+            .iter()
+            .map(|w| clause.iter().position(|t| self.is(t, w)))
+            .collect::<Option<_>>()?;
+        let start = positions.iter().copied().min().unwrap_or(0);
+        let end = positions.iter().copied().max().unwrap_or(0);
+        if max_span.is_some_and(|max| end - start + 1 > max) {
+            return None;
+        }
+        let own = |word: &String| self.words.iter().any(|w| self.is(word, w));
+        let negated = negations.precede(&clause[..start])
+            || clause[start..=end]
+                .iter()
+                .any(|w| !own(w) && negations.is_word(w));
+        Some(Occurrence {
+            start: range.start + start,
+            end: range.start + end,
+            words: self.words.len(),
+            negated,
+        })
     }
 
     /// Whether the phrase is in `text` and whether only negated: all its words in a clause
@@ -206,5 +214,23 @@ impl Occurrence {
     /// Whether a longer occurrence covers this one ("no" inside "no problem").
     pub fn covered_by(&self, other: &Occurrence) -> bool {
         other.words > self.words && other.start <= self.start && self.end <= other.end
+    }
+}
+
+/// Whether two words of about the same length differ by one typo (letters compared as bytes
+/// for ASCII words, which saves allocating on the hot path).
+fn one_typo_apart(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.is_ascii() && long.is_ascii() {
+        within_one_edit(short.as_bytes(), long.as_bytes())
+    } else {
+        let (short, long): (Vec<char>, Vec<char>) =
+            (short.chars().collect(), long.chars().collect());
+        let (short, long) = if short.len() <= long.len() {
+            (short, long)
+        } else {
+            (long, short)
+        };
+        within_one_edit(&short, &long)
     }
 }
