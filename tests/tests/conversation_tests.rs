@@ -1,6 +1,7 @@
 //! The conversation tests shipped with the default playbook (`tests/conversations/`), run by
 //! `saltedcx-sim test`: they pass against the built-in playbook in-process and through the real
-//! pipeline (ingress, NATS JetStream, a worker, the simulator's callback API); they cover every
+//! pipeline (ingress, NATS JetStream, a worker, the simulator's callback API), where the worker
+//! counts their outcomes (contained, escalations by reason, ratings, intents); they cover every
 //! lifecycle phase and trigger type in several languages; and a failing expectation makes the
 //! command exit 1 with a readable difference.
 
@@ -119,6 +120,34 @@ async fn the_shipped_conversation_tests_pass_through_the_real_pipeline() -> Resu
     };
     let report = run(&Backend::Pipeline(env), &shipped(), BUDGET).await;
     ensure!(report.passed(), "{}", report.render());
+    // The worker counted the conversations' outcomes.
+    let page = stack::scrape(&worker).await?;
+    for (name, labels) in [
+        (
+            "yourlogic_conversations_completed_total",
+            [("outcome", "contained")],
+        ),
+        (
+            "yourlogic_conversations_completed_total",
+            [("outcome", "escalated")],
+        ),
+        (
+            "yourlogic_escalations_total",
+            [("reason", "customer_request")],
+        ),
+        (
+            "yourlogic_escalations_total",
+            [("reason", "misunderstanding")],
+        ),
+        ("yourlogic_escalations_total", [("reason", "not_resolved")]),
+        ("yourlogic_closing_answers_total", [("answer", "resolved")]),
+        ("yourlogic_closing_ratings_total", [("satisfied", "true")]),
+        ("yourlogic_intents_total", [("kind", "small_talk")]),
+        ("yourlogic_intents_total", [("kind", "off_topic")]),
+    ] {
+        let value = stack::metric_value(&page, name, &labels);
+        ensure!(value >= 1.0, "{name}{labels:?} = {value}");
+    }
     Ok(())
 }
 
