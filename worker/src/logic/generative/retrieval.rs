@@ -2,7 +2,7 @@
 //! BM25 over the playbook's knowledge entries and optional document files.
 //!
 //! Words are normalised like the playbook's matching (case, accents, punctuation), filler words
-//! are dropped and every word is cut to its first [`STEM`] letters, a crude stemmer that works
+//! are dropped and every word is cut to its first six letters, a crude stemmer that works
 //! the same in every language (`delivered` / `delivery`, `Lieferung` / `Lieferungen`).
 //! Documents (`.md`, `.txt`) are split into passages at blank lines, merged up to about
 //! [`PASSAGE_CHARS`] characters.

@@ -12,7 +12,8 @@ use shared::answer::Action;
 use shared::event::ParticipantType;
 
 use super::Closing;
-use super::engine::{Signal, Turn};
+use super::decision::Signal;
+use super::engine::Turn;
 use super::matching::{Filler, Negations, Occurrence, Phrase, Words};
 use super::outcomes::EscalationReason;
 use super::state::Phase;

@@ -18,7 +18,8 @@
 
 use shared::event::ParticipantType;
 
-use super::engine::{AnswerStep, Generated, Signal, StepKind, Turn};
+use super::decision::{AnswerStep, Generated, Signal, StepKind};
+use super::engine::Turn;
 use super::format::{DuringAgent, IntentKind};
 use super::matching::{Found, Match, Words, best_match};
 use super::outcomes::EscalationReason;

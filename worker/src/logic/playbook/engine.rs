@@ -1,4 +1,5 @@
-//! The decision engine: one event in, one [`Decision`] out, chosen by trigger type.
+//! The decision engine: one event in, one [`Decision`] out, chosen by trigger
+//! type.
 //!
 //! The engine is a pure function of the playbook, the options and the event: the state comes in
 //! with `conversation.custom` and goes out with the reply. Customer messages are handled in
@@ -14,7 +15,8 @@ use shared::answer::{Action, Reply};
 use shared::event::{Event, ParticipantType, TriggerType};
 use shared::tolerant::normalise;
 
-use super::format::{AfterAgent, DuringAgent, HookOn, IntentKind};
+use super::decision::{AnswerStep, Decision, Generated, Signal};
+use super::format::{AfterAgent, DuringAgent, HookOn};
 use super::language::{self, LocalText, ReplyLanguage};
 use super::matching::Words;
 use super::outcomes::{Containment, EscalationReason};
@@ -25,60 +27,6 @@ use crate::logic::engagements::{Engagements, Owner};
 
 const DEFAULT_UNKNOWN_ACTION: &str =
     "The playbook has no entry for the action `{action}`; nothing was done.";
-
-/// What the generative step produced for a customer message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Generated {
-    /// An answer to send instead of the playbook's own.
-    Answer(String),
-    /// The model asked for a human agent, with its reason.
-    Escalate(String),
-}
-
-/// What the playbook would have answered at the auto-answer step of a customer message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// A knowledge-base answer.
-    Knowledge,
-    /// A small-talk or off-topic answer.
-    Intent,
-    /// Nothing matched (a misunderstanding).
-    NotUnderstood,
-}
-
-/// The customer message reached the auto-answer step, where a generated answer may replace the
-/// playbook's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnswerStep {
-    /// What the playbook itself answered there.
-    pub kind: StepKind,
-    /// The language the reply uses (normalised code; the default language when `None`).
-    pub language: Option<String>,
-}
-
-/// Something the decision did, for the conversation metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// The bot asked for a human agent (`NEEDS_HELP` sent).
-    Escalated(EscalationReason),
-    /// The customer answered the closing question.
-    Resolution { resolved: bool },
-    /// The customer rated the help at the closing (1..=scale).
-    Rating { rating: u8, scale: u8 },
-    /// A small-talk or off-topic intent was answered.
-    Intent(IntentKind),
-    /// The conversation completed.
-    Completed(Containment),
-}
-
-/// The reply to one event and what it did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    pub reply: Reply,
-    pub signals: Vec<Signal>,
-    /// Set when a customer message reached the auto-answer step.
-    pub answer_step: Option<AnswerStep>,
-}
 
 /// Decides on `event`.
 pub(super) fn decide(

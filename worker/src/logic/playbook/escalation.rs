@@ -5,7 +5,8 @@
 use shared::answer::Action;
 use shared::event::ParticipantType;
 
-use super::engine::{Signal, Turn};
+use super::decision::Signal;
+use super::engine::Turn;
 use super::outcomes::EscalationReason;
 use super::state::{self, Phase};
 use super::validate::fill;

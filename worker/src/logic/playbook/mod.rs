@@ -16,6 +16,7 @@
 
 mod closing;
 mod compile;
+mod decision;
 mod details;
 pub mod dialogue;
 pub mod engine;
@@ -36,7 +37,7 @@ use shared::answer::Reply;
 use shared::event::Event;
 
 use super::{Context, Logic, LogicError};
-pub use engine::{AnswerStep, Decision, Generated, Signal, StepKind};
+pub use decision::{AnswerStep, Decision, Generated, Signal, StepKind};
 pub use format::{AfterAgent, DuringAgent, HookOn, IntentKind};
 pub use language::{LocalText, ReplyLanguage};
 use matching::{EntryPatterns, Filler, Negations, Phrase};

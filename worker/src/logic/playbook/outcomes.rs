@@ -8,7 +8,7 @@
 
 use shared::telemetry::names;
 
-use super::engine::Signal;
+use super::decision::Signal;
 use super::format::IntentKind;
 
 /// Why the bot asked for a human agent.
