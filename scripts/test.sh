@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the pinned nats-server (and the deployment checkers) into
 # the git-ignored .tools/ when missing, builds once, runs every test with nextest (each test
-# starts its own nats-server on free loopback ports), then the deployment checks.
+# starts its own nats-server on free loopback ports), the default playbook's conversation tests,
+# then the deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +23,7 @@ say "building the workspace (a first build takes several minutes; see the README
 cargo build --workspace --all-targets --locked
 say "running the tests"
 cargo nextest run --workspace --locked "$@"
+# The default playbook's conversation tests, as a user's CI would run them on theirs.
+cargo run --locked --quiet --bin saltedcx-sim -- test tests/conversations
 say "checking the deployment files"
 scripts/check-deploy.sh

@@ -62,6 +62,66 @@ pub mod names {
     pub const NATS_CONNECTED: &str = "yourlogic_nats_connected";
     /// Gauge, label `service`: 1 per running process (for counting ready workers).
     pub const UP: &str = "yourlogic_up";
+
+    // Conversation outcomes (the playbook and generative logics).
+
+    /// Counter, label `outcome`: contained (completed without a human), escalated, unknown
+    /// (the completion event carried no conversation context).
+    pub const CONVERSATIONS_COMPLETED: &str = "yourlogic_conversations_completed_total";
+    /// Counter, label `reason`: customer_request, misunderstanding, negative_review, hook,
+    /// agent_left, not_resolved, generative. Counted when the bot sends `NEEDS_HELP`.
+    pub const ESCALATIONS: &str = "yourlogic_escalations_total";
+    /// Counter, label `answer`: resolved, not_resolved (the closing question).
+    pub const CLOSING_ANSWERS: &str = "yourlogic_closing_answers_total";
+    /// Counter, labels `rating` (1..=scale) and `satisfied` (true for at least 4/5 of the scale).
+    pub const CLOSING_RATINGS: &str = "yourlogic_closing_ratings_total";
+    /// Counter, label `kind`: small_talk, off_topic (intents answered).
+    pub const INTENTS: &str = "yourlogic_intents_total";
+
+    // The generative answer step.
+
+    /// Counter, label `outcome`: answered, escalated (the model's tool call), fallback.
+    pub const GENERATIVE_REQUESTS: &str = "yourlogic_generative_requests_total";
+    /// Counter, label `reason`: no_time, timeout, unavailable, http_error, malformed, empty
+    /// (why the playbook's answer was used instead of the model's).
+    pub const GENERATIVE_FALLBACKS: &str = "yourlogic_generative_fallbacks_total";
+    /// Histogram: duration of one chat-completions request.
+    pub const GENERATIVE_SECONDS: &str = "yourlogic_generative_seconds";
+    /// Counter, label `kind`: prompt, completion (tokens the model reported).
+    pub const GENERATIVE_TOKENS: &str = "yourlogic_generative_tokens_total";
+}
+
+/// The label values of the conversation-outcome and generative metrics, registered at zero.
+pub mod outcome_labels {
+    /// `outcome` of [`super::names::CONVERSATIONS_COMPLETED`].
+    pub const COMPLETED: &[&str] = &["contained", "escalated", "unknown"];
+    /// `reason` of [`super::names::ESCALATIONS`].
+    pub const ESCALATION_REASONS: &[&str] = &[
+        "customer_request",
+        "misunderstanding",
+        "negative_review",
+        "hook",
+        "agent_left",
+        "not_resolved",
+        "generative",
+    ];
+    /// `answer` of [`super::names::CLOSING_ANSWERS`].
+    pub const CLOSING_ANSWERS: &[&str] = &["resolved", "not_resolved"];
+    /// `kind` of [`super::names::INTENTS`].
+    pub const INTENTS: &[&str] = &["small_talk", "off_topic"];
+    /// `outcome` of [`super::names::GENERATIVE_REQUESTS`].
+    pub const GENERATIVE_OUTCOMES: &[&str] = &["answered", "escalated", "fallback"];
+    /// `reason` of [`super::names::GENERATIVE_FALLBACKS`].
+    pub const GENERATIVE_FALLBACKS: &[&str] = &[
+        "no_time",
+        "timeout",
+        "unavailable",
+        "http_error",
+        "malformed",
+        "empty",
+    ];
+    /// `kind` of [`super::names::GENERATIVE_TOKENS`].
+    pub const TOKENS: &[&str] = &["prompt", "completion"];
 }
 
 /// Which service registers its metrics.
@@ -184,8 +244,81 @@ pub fn register(service: Service) {
             metrics::gauge!(names::WORKER_HELD).increment(0.0);
             metrics::counter!(names::TAKEOVERS).increment(0);
             metrics::gauge!(names::UP, "service" => "worker").set(1.0);
+            register_conversation_outcomes();
         }
     }
+}
+
+/// Describes the conversation-outcome and generative metrics and creates their series at zero.
+fn register_conversation_outcomes() {
+    use metrics::{counter, describe_counter, describe_histogram};
+    let labelled: [(&'static str, &'static str, &'static str, &[&'static str]); 6] = [
+        (
+            names::CONVERSATIONS_COMPLETED,
+            "Completed conversations by outcome (contained: without a human)",
+            "outcome",
+            outcome_labels::COMPLETED,
+        ),
+        (
+            names::ESCALATIONS,
+            "Escalations to a human agent by reason",
+            "reason",
+            outcome_labels::ESCALATION_REASONS,
+        ),
+        (
+            names::CLOSING_ANSWERS,
+            "Answers to the closing question",
+            "answer",
+            outcome_labels::CLOSING_ANSWERS,
+        ),
+        (
+            names::INTENTS,
+            "Small-talk and off-topic messages answered",
+            "kind",
+            outcome_labels::INTENTS,
+        ),
+        (
+            names::GENERATIVE_REQUESTS,
+            "Generative answer attempts by outcome",
+            "outcome",
+            outcome_labels::GENERATIVE_OUTCOMES,
+        ),
+        (
+            names::GENERATIVE_FALLBACKS,
+            "Generative answers replaced by the playbook's, by reason",
+            "reason",
+            outcome_labels::GENERATIVE_FALLBACKS,
+        ),
+    ];
+    for (name, help, label, values) in labelled {
+        describe_counter!(name, help);
+        for value in values {
+            counter!(name, label => *value).increment(0);
+        }
+    }
+    describe_counter!(
+        names::CLOSING_RATINGS,
+        "Ratings given at the closing (CSAT: satisfied=true)"
+    );
+    // The series of the default 1-5 scale (4 and 5 count as satisfied).
+    for rating in 1..=5u8 {
+        let satisfied = if rating >= 4 { "true" } else { "false" };
+        counter!(names::CLOSING_RATINGS, "rating" => rating.to_string(), "satisfied" => satisfied)
+            .increment(0);
+    }
+    describe_counter!(
+        names::GENERATIVE_TOKENS,
+        "Tokens used by the generative step"
+    );
+    for kind in outcome_labels::TOKENS {
+        counter!(names::GENERATIVE_TOKENS, "kind" => *kind).increment(0);
+    }
+    describe_histogram!(
+        names::GENERATIVE_SECONDS,
+        "Duration of one chat-completions request"
+    );
+    // Registered without a sample, so the series exists before the first request.
+    let _ = metrics::histogram!(names::GENERATIVE_SECONDS);
 }
 
 /// Latency buckets (seconds) for every histogram: fine below 10 ms, up to a minute.

@@ -53,6 +53,7 @@ pub enum StartError {
 }
 
 /// The logic selected by the configuration: the playbook (`PLAYBOOK`, else the built-in one),
+/// the playbook with the generative step (`GENERATIVE_URL` and `GENERATIVE_MODEL` required),
 /// echo, or the HTTP delegate (`LOGIC_URL` required). Errors say precisely what is wrong.
 pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> {
     logic_from_settings(&config.worker)
@@ -62,14 +63,12 @@ pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> 
 /// no NATS, such as `worker decide`).
 pub fn logic_from_settings(worker: &config::WorkerArgs) -> Result<Arc<dyn Logic>, StartError> {
     match worker.logic {
-        LogicKind::Playbook => {
-            let playbook = match &worker.playbook {
-                Some(path) => logic::playbook::Playbook::load(path),
-                None => logic::playbook::Playbook::builtin(),
-            }
-            .map_err(|err| StartError::Logic(err.to_string()))?;
-            Ok(Arc::new(logic::playbook::PlaybookLogic::new(playbook)))
-        }
+        LogicKind::Playbook => logic::setup::playbook_logic(worker)
+            .map(|logic| Arc::new(logic) as Arc<dyn Logic>)
+            .map_err(|err| StartError::Logic(err.to_string())),
+        LogicKind::Generative => logic::setup::generative_logic(worker)
+            .map(|logic| Arc::new(logic) as Arc<dyn Logic>)
+            .map_err(|err| StartError::Logic(err.to_string())),
         LogicKind::Echo => Ok(Arc::new(logic::echo::EchoLogic)),
         LogicKind::Http => {
             let url = worker.logic_url.as_deref().ok_or_else(|| {

@@ -27,12 +27,7 @@ async fn play(name: &str) {
         let event_json = conversation.event(step);
         let raw = serde_json::to_vec(&event_json).expect("serialises");
         let event = Event::from_json(&raw).expect("golden events are valid");
-        let context = Context {
-            deadline: event.expires,
-            received_at: Utc::now(),
-            delivery: 1,
-            raw: Bytes::from(raw),
-        };
+        let context = Context::new(event.expires, Utc::now(), 1, Bytes::from(raw));
         let mut reply = logic
             .decide(&event, &context)
             .await
@@ -80,6 +75,7 @@ golden_tests! {
     a_customer_saying_the_issue_is_not_resolved_is_escalated_again => "closing-not-resolved",
     menu_steps_and_answers_run_their_hooks => "menu-hooks",
     the_users_own_custom_keys_are_kept_and_the_state_stays_within_one_kilobyte => "custom-data",
+    in_the_seed_example_the_bot_answers_in_its_own_agent_engagement_and_keeps_quiet_for_a_real_agent => "seed-example-bot-engagement",
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn check_playbook_accepts_the_default_playbook_with_a_summary_and_exit_code_0() 
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("valid playbook: 5 knowledge entries"),
+        stdout.contains("valid playbook: default language en;"),
         "{stdout}"
     );
 }
@@ -134,5 +134,30 @@ fn check_playbook_rejects_an_invalid_file_with_exit_code_1_and_the_errors() {
     assert!(
         stderr.contains(&format!("{}:5:1: unknown field `keyword`", file.as_str())),
         "{stderr}"
+    );
+}
+
+/// `text` without its leading comment block.
+fn without_header(text: &str) -> &str {
+    let start = text
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    &text[start.min(text.len())..]
+}
+
+#[test]
+fn the_kubernetes_playbook_is_a_valid_copy_of_the_built_in_one() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/k8s/base/playbook.toml"
+    );
+    let k8s = std::fs::read_to_string(path).expect("deploy/k8s/base/playbook.toml");
+    worker::logic::playbook::Playbook::from_toml(path, &k8s).expect("valid playbook");
+    assert_eq!(
+        without_header(&k8s),
+        without_header(worker::logic::playbook::DEFAULT_PLAYBOOK),
+        "deploy/k8s/base/playbook.toml differs from worker/playbooks/default.toml"
     );
 }

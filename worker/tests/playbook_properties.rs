@@ -3,7 +3,9 @@
 //!   stores there, and the user's keys are never changed or dropped;
 //! - silent triggers never produce `NEEDS_HELP`;
 //! - the knowledge base answers a question the same way whatever its case, punctuation and word
-//!   order.
+//!   order;
+//! - a playbook capturing the most request details there can be still keeps `custom` within
+//!   1 kB, however long the values.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -45,6 +47,15 @@ fn text() -> impl Strategy<Value = String> {
             "",
             "转人工",
             "Chci mluvit s člověkem",
+            "My order 1234567890 arrived damaged",
+            "the item is broken",
+            "it's 99887766",
+            "no problem, all good",
+            "4 out of 5",
+            "excellent",
+            "how are you?",
+            "can you recommend a film?",
+            "no need for a human, where is my parcel?",
         ])
         .prop_map(str::to_string),
         ".{0,300}",
@@ -222,5 +233,49 @@ proptest! {
         prop_assert_eq!(expected.len(), 2, "greeting and answer for {:?}", question);
         let scrambled = scramble(&question, &order, &upper, &punctuation);
         prop_assert_eq!(first_answer(playbook, &scrambled), expected, "{:?} vs {:?}", question, scrambled);
+    }
+}
+
+/// A playbook with the most `[[details]]` allowed, each capturing up to 200 characters.
+fn detail_heavy() -> &'static Playbook {
+    static PLAYBOOK: std::sync::OnceLock<Playbook> = std::sync::OnceLock::new();
+    PLAYBOOK.get_or_init(|| {
+        let mut source = String::from("version = 1\n");
+        for i in 0..8 {
+            source.push_str(&format!(
+                "[[details]]\nid = \"detail_{i}\"\npattern = 'd{i}=(\\S{{1,200}})'\nask = \"Detail {i}?\"\n"
+            ));
+        }
+        Playbook::from_toml("details.toml", &source).expect("valid playbook")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn captured_request_details_never_push_custom_data_over_one_kilobyte(
+        initial in user_custom(),
+        values in prop::collection::vec((0..8usize, "[a-zA-Z0-9čř]{1,200}"), 1..20),
+        url in url(),
+    ) {
+        let playbook = detail_heavy();
+        let mut custom = initial.clone();
+        let navigation = json!({"type": "NAVIGATION", "lastVisitedUrl": url});
+        if let Some(next) = reply_custom(&playbook.decide(&event(&navigation, false, false, &custom))) {
+            custom = next;
+        }
+        for (detail, value) in &values {
+            let text = format!("my d{detail}={value} and a long request {}", "x".repeat(150));
+            let trigger = json!({"type": "MESSAGE", "participantType": "CUSTOMER", "content": text, "contentCustomer": text});
+            let reply = playbook.decide(&event(&trigger, false, false, &custom));
+            if let Some(next) = reply_custom(&reply) {
+                prop_assert!(size(&next) <= LIMIT, "{} bytes", size(&next));
+                for (key, value) in initial.iter().filter(|(k, _)| *k != "yl") {
+                    prop_assert_eq!(next.get(key), Some(value), "user key `{}` changed", key);
+                }
+                custom = next;
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::{LogFormat, parse_duration};
+use worker::logic::playbook::ReplyLanguage;
 
 /// A Salted CX emulator: sends Your Logic events to the ingress like Salted CX (one at a time
 /// per conversation, the next after the answer or expiry), receives the answers on the Salted
@@ -36,6 +37,9 @@ pub enum Command {
     /// after the other (the next once the previous was answered or expired). Serves the callback
     /// API meanwhile. Exit status 0 when every event was answered in time.
     Send(SendArgs),
+    /// Run conversation tests (*.toml files with expectations per answer) against a playbook,
+    /// in-process, or through a running pipeline with --ingress-url; exit 1 when one fails.
+    Test(TestArgs),
 }
 
 /// Where the simulator listens and what token it shares with the pipeline.
@@ -161,6 +165,35 @@ pub struct LoadArgs {
     /// Exit with status 1 unless the run had no lost event and no ordering violation.
     #[arg(long, env = "SIM_CHECK")]
     pub check: bool,
+}
+
+/// `saltedcx-sim test`.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Conversation test files, or directories of them (*.toml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The playbook under test (the worker's built-in playbook when unset).
+    #[arg(long, env = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// Your Logic's own agent ids, as the worker's BOT_AGENT_IDS.
+    #[arg(long, env = "BOT_AGENT_IDS", value_delimiter = ',')]
+    pub bot_agent_ids: Vec<String>,
+    /// The reply language, as the worker's REPLY_LANGUAGE.
+    #[arg(long, env = "REPLY_LANGUAGE", value_enum, default_value_t = ReplyLanguage::Customer)]
+    pub reply_language: ReplyLanguage,
+    /// Test a running pipeline instead: POST the events to this ingress URL (point the
+    /// workers' SALTEDCX_API_URL at --listen). The playbook settings above are then unused.
+    #[arg(long = "ingress-url", env = "SIM_TEST_INGRESS_URL")]
+    pub ingress_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    /// Time each event gives Your Logic to answer (`expires - time`).
+    #[arg(long, env = "SIM_BUDGET", default_value = "15s", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// Only run the cases whose name contains this text.
+    #[arg(long, env = "SIM_TEST_FILTER")]
+    pub filter: Option<String>,
 }
 
 /// `saltedcx-sim serve`.

@@ -12,9 +12,11 @@
 //! - [`server`] and [`registry`]: the callback API and routing callbacks to conversations;
 //! - [`client`]: posting events; [`driver`]: playing conversations;
 //! - [`demo`], [`load`], [`serve`], [`send`]: the four commands; [`stats`], [`report`],
-//!   [`transcript`]: what they show.
+//!   [`transcript`]: what they show;
+//! - [`cases`]: `test`, conversation tests with expectations on every answer.
 
 pub mod body;
+pub mod cases;
 pub mod client;
 pub mod config;
 pub mod conversation;
@@ -44,7 +46,9 @@ use server::CallbackServer;
 use stats::{Stats, get};
 
 /// The bearer token and the callback API the workers answer to, listening on `endpoint`.
-async fn start_callbacks(endpoint: &config::Endpoint) -> Result<(String, Arc<CallbackServer>)> {
+pub(crate) async fn start_callbacks(
+    endpoint: &config::Endpoint,
+) -> Result<(String, Arc<CallbackServer>)> {
     let token = endpoint.token();
     let server = CallbackServer::start(
         endpoint.listen,
@@ -119,6 +123,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => send::run(&args).await,
+        Command::Test(args) => cases::command(&args).await,
     }
 }
 

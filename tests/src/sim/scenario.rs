@@ -11,6 +11,7 @@
 //! language = "en"                       # languageCustomer
 //! platform = "WHATSAPP"                 # conversation.platform
 //! url = "https://help.example.com/a/1"  # optional starting page
+//! custom = { crm = 42 }                 # optional conversation.custom before the first event
 //! steps = [
 //!   { customer = "Hi" },                                   # MESSAGE from the customer
 //!   { customer_silent = "typing..." },                     # a silent customer MESSAGE
@@ -78,6 +79,9 @@ pub struct Scenario {
     /// The page the customer starts on, if known.
     #[serde(default)]
     pub url: Option<String>,
+    /// `conversation.custom` before the first event (what the account already keeps there).
+    #[serde(default)]
+    pub custom: serde_json::Map<String, serde_json::Value>,
     /// What happens, in order.
     pub steps: Vec<Step>,
 }

@@ -54,12 +54,7 @@ pub async fn decide(settings: &WorkerArgs, path: &Path) -> Result<Answer, Decide
     let logic = crate::logic_from_settings(settings)?;
     let budget = budget(&event);
     let now = Utc::now();
-    let context = Context {
-        deadline: now + budget,
-        received_at: now,
-        delivery: 1,
-        raw: raw.into(),
-    };
+    let context = Context::new(now + budget, now, 1, raw.into());
     let event = Arc::new(event);
     let reply = crate::decision::run(logic, Arc::clone(&event), context, budget)
         .await

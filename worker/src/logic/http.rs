@@ -30,6 +30,7 @@ use reqwest::header::CONTENT_TYPE;
 use shared::answer::{Action, Reply};
 use shared::event::Event;
 
+use super::body::{BodyError, read_capped};
 use super::{Context, Logic, LogicError};
 
 /// Header: when the worker stops waiting for the delegate (RFC 3339).
@@ -132,21 +133,17 @@ impl Logic for HttpLogic {
             .body(context.raw.clone())
             .send()
             .await;
-        let mut response = sent.map_err(|e| unavailable(&e, budget))?;
+        let response = sent.map_err(|e| unavailable(&e, budget))?;
         let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| unavailable(&e, budget))?
-        {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
+        let body = match read_capped(response, MAX_REPLY_BYTES).await {
+            Ok(body) => body,
+            Err(BodyError::Read(e)) => return Err(unavailable(&e, budget)),
+            Err(BodyError::TooLarge(max)) => {
                 return Err(LogicError::Failed(format!(
-                    "the logic delegate's reply is larger than {MAX_REPLY_BYTES} bytes"
+                    "the logic delegate's reply is larger than {max} bytes"
                 )));
             }
-            body.extend_from_slice(&chunk);
-        }
+        };
         let code = status.as_u16();
         if status.is_server_error() || code == 408 || code == 429 {
             return Err(LogicError::Unavailable(format!(

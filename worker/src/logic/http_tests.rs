@@ -42,12 +42,12 @@ const RAW: &str = r#"{"requestId":"3c99280a-9871-4656-a472-5da68d30c01f","accoun
 
 fn event_and_context(budget: Duration) -> (Event, Context) {
     let event = Event::from_json(RAW.as_bytes()).expect("valid event");
-    let context = Context {
-        deadline: Utc::now() + chrono::Duration::from_std(budget).expect("budget"),
-        received_at: Utc::now(),
-        delivery: 2,
-        raw: Bytes::from_static(RAW.as_bytes()),
-    };
+    let context = Context::new(
+        Utc::now() + chrono::Duration::from_std(budget).expect("budget"),
+        Utc::now(),
+        2,
+        Bytes::from_static(RAW.as_bytes()),
+    );
     (event, context)
 }
 

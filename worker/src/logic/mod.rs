@@ -1,8 +1,9 @@
 //! The extension point: conversation logic decides the answer to one event.
 //!
 //! Implement [`Logic`] for your own Rust logic, or use the built-in ones: the declarative
-//! playbook (the default), a trivial echo logic, or the HTTP delegate that forwards each event to
-//! a service of yours. The worker takes care of ordering, deadlines, retries, idempotency and
+//! playbook (the default), the playbook with a generative answer step (a language model behind
+//! an OpenAI-compatible API), a trivial echo logic, or the HTTP delegate that forwards each event
+//! to a service of yours. The worker takes care of ordering, deadlines, retries, idempotency and
 //! metrics around it.
 
 use std::time::Duration;
@@ -12,16 +13,23 @@ use chrono::{DateTime, Utc};
 use shared::answer::Reply;
 use shared::event::Event;
 
+pub mod body;
 pub mod echo;
+pub mod engagements;
+pub mod generative;
 pub mod http;
 pub mod playbook;
+pub mod setup;
 
 /// What the worker knows about an event besides its content.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The moment (our clock) after which an answer is useless; the logic should return well
-    /// before it.
+    /// The moment (our clock) after which an answer is useless.
     pub deadline: DateTime<Utc>,
+    /// The moment the logic must have returned by: the worker keeps the time after it to send
+    /// the answer (or, if the logic has not returned, the fallback) before the deadline. A
+    /// logic that waits on something slow (a model, a service) bounds its wait by this.
+    pub answer_by: DateTime<Utc>,
     /// When the ingress received the event.
     pub received_at: DateTime<Utc>,
     /// How many times this event has been delivered to a worker (1 the first time).
@@ -31,9 +39,31 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context whose logic may use the time until `deadline` (outside the worker: tests,
+    /// `worker decide`).
+    pub fn new(
+        deadline: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        delivery: u64,
+        raw: bytes::Bytes,
+    ) -> Self {
+        Self {
+            deadline,
+            answer_by: deadline,
+            received_at,
+            delivery,
+            raw,
+        }
+    }
+
     /// Time left before the deadline.
     pub fn remaining(&self) -> Duration {
         shared::deadline::remaining(self.deadline, Utc::now())
+    }
+
+    /// Time left before the logic must have returned.
+    pub fn time_to_answer(&self) -> Duration {
+        shared::deadline::remaining(self.answer_by, Utc::now())
     }
 }
 

@@ -23,15 +23,16 @@ impl Processor {
         job: &Job<'_>,
     ) -> Result<Reply, DecideError> {
         let envelope = &job.envelope;
+        let now = Utc::now();
+        let remaining = shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), now);
+        let budget = remaining - FALLBACK_RESERVE.min(remaining / 2);
         let context = Context {
             deadline: envelope.deadline,
+            answer_by: now + chrono::TimeDelta::from_std(budget).unwrap_or_default(),
             received_at: envelope.received_at,
             delivery: u64::try_from(job.delivery).unwrap_or(1),
             raw: job.message.payload.clone(),
         };
-        let remaining =
-            shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), Utc::now());
-        let budget = remaining - FALLBACK_RESERVE.min(remaining / 2);
         let started = Instant::now();
         let result = decision::run(self.logic.clone(), Arc::clone(event), context, budget).await;
         metrics::histogram!(names::LOGIC_SECONDS).record(started.elapsed().as_secs_f64());

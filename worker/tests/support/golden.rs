@@ -176,7 +176,9 @@ impl Conversation {
                 Some("MESSAGE") => self.turns.push(json!({
                     "type": "MESSAGE", "participantType": "BOT", "content": action["content"]
                 })),
-                Some("NEEDS_HELP") => self.needs_help = true,
+                Some("NEEDS_HELP") => {
+                    self.needs_help = action["needsHelp"].as_bool().unwrap_or(true);
+                }
                 _ => {}
             }
         }

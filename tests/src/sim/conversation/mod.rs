@@ -24,6 +24,9 @@ pub const DOMAIN: &str = "demo-adventures";
 pub const REGION: &str = "eu";
 /// Top-level field that pads an event to the requested size; unknown to the event model.
 pub const PADDING_FIELD: &str = "simPadding";
+/// The agent id of Your Logic's own engagement (Salted CX lists it as an `AGENT` engagement,
+/// as in its example request; a worker may be told this id with `BOT_AGENT_IDS`).
+pub const BOT_AGENT_ID: &str = "5b0d7c1a-2f3e-4a5b-9c6d-7e8f90a1b2c3";
 
 /// An engagement as it appears in `engagements[]`.
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +97,10 @@ pub struct Applied {
     pub actions: Vec<Value>,
     /// Whether `conversation.custom` was replaced, and its new size in bytes.
     pub custom_bytes: Option<usize>,
+    /// The new `conversation.custom`, when the answer replaced it.
+    pub custom: Option<Map<String, Value>>,
+    /// The conversation's needs-help flag after the answer.
+    pub needs_help: bool,
 }
 
 fn now_text() -> String {
@@ -102,13 +109,14 @@ fn now_text() -> String {
 
 impl Conversation {
     /// A new conversation of `scenario`'s customer, with a completed QUEUE engagement and Your
-    /// Logic's BOT engagement in progress.
+    /// Logic's own engagement in progress: of type `AGENT`, with agent id [`BOT_AGENT_ID`], as
+    /// Salted CX's example request shows it.
     pub fn new(scenario: &Scenario) -> Conversation {
         let started = now_text();
-        let engagement = |kind, status| Engagement {
+        let engagement = |kind, status, agent: Option<&str>| Engagement {
             pid: Uuid::new_v4().to_string(),
             time: started.clone(),
-            agent: None,
+            agent: agent.map(str::to_string),
             kind,
             status,
             name: None,
@@ -127,11 +135,11 @@ impl Conversation {
             needs_help: false,
             fallback_to_agent: false,
             url: scenario.url.clone(),
-            custom: Map::new(),
+            custom: scenario.custom.clone(),
             customer_custom: Map::new(),
             engagements: vec![
-                engagement("QUEUE", "COMPLETED"),
-                engagement("BOT", "IN_PROGRESS"),
+                engagement("QUEUE", "COMPLETED", None),
+                engagement("AGENT", "IN_PROGRESS", Some(BOT_AGENT_ID)),
             ],
             turns: Vec::new(),
             bot_engagement: 1,
@@ -194,9 +202,12 @@ impl Conversation {
         let mut applied = Applied {
             actions,
             custom_bytes: None,
+            custom: None,
+            needs_help: self.needs_help,
         };
         if let Some(Value::Object(custom)) = answer.pointer("/conversation/custom") {
             applied.custom_bytes = serde_json::to_vec(custom).ok().map(|v| v.len());
+            applied.custom = Some(custom.clone());
             self.custom = custom.clone();
         }
         if let Some(Value::Object(custom)) = answer.pointer("/customer/custom") {

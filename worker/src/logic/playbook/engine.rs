@@ -1,35 +1,60 @@
-//! The decision engine: one event in, one reply out, chosen by trigger type.
+//! The decision engine: one event in, one [`Decision`] out, chosen by trigger
+//! type.
 //!
-//! The engine is a pure function of the playbook and the event: the state comes in with
-//! `conversation.custom` and goes out with the reply. Customer messages are handled in
-//! [`super::dialogue`], escalation in `super::escalation`; this module handles every other
-//! trigger and the shared helpers (agent presence, URLs). Rules that hold for every trigger:
+//! The engine is a pure function of the playbook, the options and the event: the state comes in
+//! with `conversation.custom` and goes out with the reply. Customer messages are handled in
+//! [`super::dialogue`], the closing in `super::closing`, request details in `super::details`,
+//! escalation in `super::escalation`; this module handles every other trigger and the shared
+//! helpers (agent presence, language, URLs). Rules that hold for every trigger:
 //! - silent triggers never produce `NEEDS_HELP` (the escalation becomes a note);
-//! - `CONVERSATION_COMPLETED`, `Conversation Update` and unknown triggers change nothing;
+//! - `Conversation Update` and unknown triggers change nothing; `CONVERSATION_COMPLETED` only
+//!   reports whether the conversation was contained;
 //! - the state is only sent back when it changed, merged with the user's own keys.
 
 use shared::answer::{Action, Reply};
-use shared::event::{EngagementType, Event, ParticipantType, Status, TriggerType};
+use shared::event::{Event, ParticipantType, TriggerType};
 use shared::tolerant::normalise;
 
-use super::Playbook;
+use super::decision::{AnswerStep, Decision, Generated, Signal};
 use super::format::{AfterAgent, DuringAgent, HookOn};
+use super::language::{self, LocalText, ReplyLanguage};
 use super::matching::Words;
+use super::outcomes::{Containment, EscalationReason};
 use super::state::{self, Phase, State};
 use super::validate::fill;
+use super::{Options, Playbook};
+use crate::logic::engagements::{Engagements, Owner};
 
 const DEFAULT_UNKNOWN_ACTION: &str =
     "The playbook has no entry for the action `{action}`; nothing was done.";
 
-/// Decides the reply to `event`.
-pub(super) fn decide(playbook: &Playbook, event: &Event) -> Reply {
+/// Decides on `event`.
+pub(super) fn decide(
+    playbook: &Playbook,
+    options: &Options,
+    event: &Event,
+    generated: Option<&Generated>,
+) -> Decision {
     let custom = event.conversation_custom();
     let before = State::read(custom);
+    let help_requested = before.phase == Phase::Human
+        || event.conversation.as_ref().and_then(|c| c.needs_help) == Some(true);
+    let engagements = Engagements::new(event, &options.identity, help_requested);
+    let language = match options.reply_language {
+        ReplyLanguage::Customer => language::customer_language(event),
+        ReplyLanguage::Account => None,
+    };
     let mut turn = Turn {
         playbook,
         event,
         state: before.clone(),
         actions: Vec::new(),
+        signals: Vec::new(),
+        language,
+        human: engagements.human_engaged(),
+        completed_owner: engagements.completed_owner(),
+        generated,
+        answer_step: None,
     };
     let trigger = &event.trigger;
     match &trigger.kind {
@@ -43,9 +68,8 @@ pub(super) fn decide(playbook: &Playbook, event: &Event) -> Reply {
         TriggerType::Answer => turn.answer_trigger(),
         TriggerType::Review => turn.review(),
         TriggerType::EngagementCompleted => turn.engagement_completed(),
-        TriggerType::ConversationUpdate
-        | TriggerType::ConversationCompleted
-        | TriggerType::Other(_) => {}
+        TriggerType::ConversationCompleted => turn.conversation_completed(),
+        TriggerType::ConversationUpdate | TriggerType::Other(_) => {}
     }
     let mut actions = turn.actions;
     if event.is_silent() {
@@ -60,7 +84,11 @@ pub(super) fn decide(playbook: &Playbook, event: &Event) -> Reply {
     {
         reply = reply.with_conversation_custom(custom);
     }
-    reply
+    Decision {
+        reply,
+        signals: turn.signals,
+        answer_step: turn.answer_step,
+    }
 }
 
 /// The work on one event: the playbook, the event, the evolving state and the actions so far.
@@ -69,14 +97,35 @@ pub(super) struct Turn<'a> {
     pub event: &'a Event,
     pub state: State,
     pub actions: Vec<Action>,
+    pub signals: Vec<Signal>,
+    /// The reply language (normalised code; `None`: the default language).
+    pub language: Option<String>,
+    /// Whether a human agent is engaged right now.
+    pub human: bool,
+    /// Who the engagement an `ENGAGEMENT_COMPLETED` trigger reports belonged to.
+    pub completed_owner: Owner,
+    /// The generative step's answer, if any.
+    pub generated: Option<&'a Generated>,
+    pub answer_step: Option<AnswerStep>,
 }
 
 impl Turn<'_> {
-    /// Sends `text` to the customer, if set.
-    pub fn say(&mut self, text: Option<&str>) {
+    /// The text of `text` in the reply language.
+    pub fn pick<'t>(&self, text: &'t LocalText) -> &'t str {
+        text.pick(self.language.as_deref())
+    }
+
+    /// Sends `text` to the customer in the reply language, if set.
+    pub fn say(&mut self, text: Option<&LocalText>) {
         if let Some(text) = text {
+            let text = self.pick(text).to_string();
             self.actions.push(Action::message(text));
         }
+    }
+
+    /// Sends `text` (already in the reply language) to the customer.
+    pub fn say_text(&mut self, text: impl Into<String>) {
+        self.actions.push(Action::message(text));
     }
 
     /// Sends `text` to the agents, if set.
@@ -91,32 +140,6 @@ impl Turn<'_> {
         self.event.trigger.participant_type.as_ref()
     }
 
-    /// Whether a human agent's engagement (other than `except`) is in progress.
-    fn human_engaged_except(&self, except: Option<&str>) -> bool {
-        self.event.engagements.iter().any(|e| {
-            matches!(
-                e.kind,
-                Some(EngagementType::Agent | EngagementType::ExternalAgent)
-            ) && e.status == Some(Status::InProgress)
-                && (except.is_none() || e.pid.as_deref() != except)
-        })
-    }
-
-    /// Whether a human agent is engaged right now (the engagement this event reports as
-    /// completed no longer counts, whatever its listed status).
-    pub fn human_engaged(&self) -> bool {
-        let completed = match self.event.trigger.kind {
-            TriggerType::EngagementCompleted => self
-                .event
-                .trigger
-                .engagement
-                .as_ref()
-                .and_then(|e| e.pid.as_deref()),
-            _ => None,
-        };
-        self.human_engaged_except(completed)
-    }
-
     /// Whether the bot escalated and the conversation still needs help (not yet answered by an
     /// agent; an unknown flag counts as still needing help).
     pub fn waiting_for_agent(&self) -> bool {
@@ -126,7 +149,7 @@ impl Turn<'_> {
 
     /// Whether the bot may talk to the customer now (no agent, or the playbook says so).
     pub fn may_talk(&self) -> bool {
-        !self.human_engaged() || self.playbook.during_agent == DuringAgent::Active
+        !self.human || self.playbook.during_agent == DuringAgent::Active
     }
 
     /// The customer's current page: this event's, else the remembered one.
@@ -144,16 +167,15 @@ impl Turn<'_> {
         .find(|url| !url.trim().is_empty())
     }
 
-    /// Thanks, goodbye, done (feedback arrived in the closing phases).
-    pub fn feedback_received(&mut self) {
-        if let Some(closing) = &self.playbook.closing {
-            self.say(closing.thanks.as_deref());
-            self.say(closing.goodbye.as_deref());
-        }
-        self.state.phase = Phase::Done;
+    /// The customer's text of this trigger, split into words.
+    pub fn words(&self, texts: &[String]) -> Vec<Words> {
+        texts
+            .iter()
+            .map(|t| Words::new(t, &self.playbook.filler))
+            .collect()
     }
 
-    fn in_closing(&self) -> bool {
+    pub(super) fn in_closing(&self) -> bool {
         matches!(self.state.phase, Phase::Closing | Phase::Feedback)
     }
 
@@ -168,9 +190,11 @@ impl Turn<'_> {
             return;
         };
         let values = [("name", name), ("mime", mime)];
-        let message = rule.message.as_deref().map(|m| fill(m, &values));
+        let message = rule.message.as_ref().map(|m| fill(self.pick(m), &values));
         let note = rule.note.as_deref().map(|n| fill(n, &values));
-        self.say(message.as_deref());
+        if let Some(message) = message {
+            self.say_text(message);
+        }
         self.note(note.as_deref());
     }
 
@@ -193,9 +217,14 @@ impl Turn<'_> {
         match self.playbook.actions.get(&normalise(name)) {
             Some(reaction) => {
                 let note = reaction.note.as_deref().map(|n| fill(n, &values));
-                let message = reaction.message.as_deref().map(|m| fill(m, &values));
+                let message = reaction
+                    .message
+                    .as_ref()
+                    .map(|m| fill(self.pick(m), &values));
                 self.note(note.as_deref());
-                self.say(message.as_deref());
+                if let Some(message) = message {
+                    self.say_text(message);
+                }
             }
             None => {
                 let template = self.playbook.texts.unknown_action_note.as_deref();
@@ -206,7 +235,7 @@ impl Turn<'_> {
     }
 
     /// Runs the hook for `id`, if any; returns whether there was one.
-    fn hook(&mut self, on: HookOn, id: Option<&str>) -> bool {
+    pub(super) fn hook(&mut self, on: HookOn, id: Option<&str>) -> bool {
         if self.participant() == Some(&ParticipantType::Bot) {
             return true;
         }
@@ -217,7 +246,7 @@ impl Turn<'_> {
             return false;
         };
         if self.may_talk() {
-            self.say(hook.message.as_deref());
+            self.say(hook.message.as_ref());
         }
         self.note(hook.note.as_deref());
         if hook.escalate {
@@ -225,63 +254,23 @@ impl Turn<'_> {
                 HookOn::MenuStep => "menu step",
                 HookOn::Answer => "answer",
             };
-            self.escalate(&format!("{what} `{id}`"));
+            self.escalate(EscalationReason::Hook, &format!("{what} `{id}`"));
         }
         true
     }
 
-    fn answer_trigger(&mut self) {
-        let id = self.event.trigger.external_id.as_deref();
-        if !self.hook(HookOn::Answer, id)
-            && self.in_closing()
-            && matches!(self.participant(), None | Some(ParticipantType::Customer))
-        {
-            self.feedback_received();
-        }
-    }
-
-    fn review(&mut self) {
-        let trigger = &self.event.trigger;
-        if !matches!(trigger.review_type, None | Some(ParticipantType::Customer)) {
-            return;
-        }
-        let answer = trigger.answer_name.as_deref().unwrap_or_default();
-        let reason = trigger.review_reason.as_deref().unwrap_or_default();
-        let filler = &self.playbook.filler;
-        let texts = [Words::new(answer, filler), Words::new(reason, filler)];
-        let negative = self
-            .playbook
-            .negative_reviews
-            .iter()
-            .any(|p| texts.iter().any(|t| p.found_in(t)));
-        if negative {
-            let detail = [answer, reason]
-                .into_iter()
-                .filter(|t| !t.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join(": ");
-            self.escalate(&format!("negative review ({detail})"));
-        } else if self.in_closing() {
-            self.feedback_received();
-        }
-    }
-
     fn engagement_completed(&mut self) {
-        let completed = self.event.trigger.engagement.as_ref();
-        let human = matches!(
-            completed.and_then(|e| e.kind.as_ref()),
-            None | Some(EngagementType::Agent | EngagementType::ExternalAgent)
-        );
-        if !human || self.human_engaged() {
+        if self.completed_owner != Owner::Human || self.human {
             return;
         }
         self.state.misses = 0;
+        let completed = self.event.trigger.engagement.as_ref();
         let outcome = completed
             .and_then(|e| e.outcome_type.as_deref())
             .unwrap_or_default();
         let then = match self.playbook.agent_outcomes.get(&normalise(outcome)) {
             Some(rule) => {
-                self.say(rule.message.as_deref());
+                self.say(rule.message.as_ref());
                 if let Some(note) = &rule.note {
                     let reason = completed.and_then(|e| e.reason.as_deref()).unwrap_or("-");
                     self.note(Some(&fill(
@@ -295,24 +284,49 @@ impl Turn<'_> {
         };
         match (then, &self.playbook.closing) {
             (AfterAgent::Closing, Some(closing)) => {
-                let question = closing.question.clone();
-                self.say(Some(&question));
+                self.say(Some(&closing.question));
                 self.state.phase = Phase::Closing;
             }
             (AfterAgent::Closing | AfterAgent::Answer, _) => self.state.phase = Phase::Answering,
             (AfterAgent::Escalate, _) => {
                 // The agent who was asked for has left: this is a new request for help.
                 self.state.phase = Phase::Answering;
-                self.escalate(&format!(
-                    "the agent left without resolving the request (outcome {})",
-                    if outcome.trim().is_empty() {
-                        "-"
-                    } else {
-                        outcome.trim()
-                    }
-                ));
+                let outcome = if outcome.trim().is_empty() {
+                    "-"
+                } else {
+                    outcome.trim()
+                };
+                self.escalate(
+                    EscalationReason::AgentLeft,
+                    &format!("the agent left without resolving the request (outcome {outcome})"),
+                );
             }
         }
+    }
+
+    /// Reports whether the completed conversation was handled without a human: no escalation,
+    /// no message from an agent and no `needsHelp` (unknown without the conversation's
+    /// context).
+    fn conversation_completed(&mut self) {
+        let Some(conversation) = &self.event.conversation else {
+            self.signals.push(Signal::Completed(Containment::Unknown));
+            return;
+        };
+        let human_wrote = self.event.turns.iter().any(|t| {
+            matches!(
+                t.participant_type,
+                Some(ParticipantType::Agent | ParticipantType::ExternalAgent)
+            )
+        });
+        let escalated = self.state.escalations > 0
+            || self.state.phase == Phase::Human
+            || conversation.needs_help == Some(true)
+            || human_wrote;
+        self.signals.push(Signal::Completed(if escalated {
+            Containment::Escalated
+        } else {
+            Containment::Contained
+        }));
     }
 }
 

@@ -46,11 +46,17 @@ fn set(mut event: Value, pointer: &str, value: Value) -> Value {
     event
 }
 
+/// A human agent's engagement in progress: the agent has written in it.
 fn with_agent(event: Value) -> Value {
-    set(
+    let event = set(
         event,
         "/engagements",
-        json!([{"pid": "e1", "type": "AGENT", "status": "IN_PROGRESS"}]),
+        json!([{"pid": "e1", "type": "AGENT", "status": "IN_PROGRESS", "agent": "maria"}]),
+    );
+    set(
+        event,
+        "/turns",
+        json!([{"engagementPid": "e1", "type": "MESSAGE", "participantType": "AGENT", "content": "Hi, I'm Maria"}]),
     )
 }
 
@@ -253,8 +259,31 @@ fn an_engagement_completed_by_a_queue_or_with_another_agent_left_is_ignored() {
     let agent = event(
         json!({"type": "ENGAGEMENT_COMPLETED", "engagement": {"pid": "e0", "type": "AGENT"}}),
     );
-    assert_eq!(decide(&pb, with_agent(agent.clone())), Reply::nothing());
-    assert_eq!(kinds(&decide(&pb, agent)), ["MESSAGE"]);
+    let agent_turn = json!([{"engagementPid": "e0", "type": "MESSAGE", "participantType": "AGENT", "content": "Bye"}]);
+    let mut both = with_agent(agent.clone());
+    both["turns"]
+        .as_array_mut()
+        .expect("turns")
+        .push(agent_turn[0].clone());
+    assert_eq!(decide(&pb, both), Reply::nothing());
+    assert_eq!(
+        kinds(&decide(&pb, set(agent, "/turns", agent_turn))),
+        ["MESSAGE"]
+    );
+}
+
+#[test]
+fn the_bots_own_engagement_completing_asks_nothing() {
+    let pb = builtin();
+    let own = event(
+        json!({"type": "ENGAGEMENT_COMPLETED", "engagement": {"pid": "bot", "type": "AGENT", "status": "COMPLETED"}}),
+    );
+    let own = set(
+        own,
+        "/turns",
+        json!([{"engagementPid": "bot", "type": "MESSAGE", "participantType": "BOT", "content": "Hello!"}]),
+    );
+    assert_eq!(decide(&pb, own), Reply::nothing());
 }
 
 /// An agent's engagement completing with `outcome`, listed as completed or (as some senders
@@ -311,8 +340,8 @@ fn an_agent_leaving_without_resolving_leads_to_another_escalation() {
             panic!("expected the escalation note: {reply:?}");
         };
         assert!(text.contains(&format!("outcome {outcome}")), "{text}");
-        // Waiting for an agent again, as before the agent came: the state is unchanged.
-        assert_eq!(custom(&reply), Value::Null);
+        // Waiting for an agent again, as before the agent came, with one more escalation.
+        assert_eq!(custom(&reply)["yl"], json!({"p": "h", "e": 1}));
     }
 }
 

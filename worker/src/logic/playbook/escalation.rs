@@ -5,12 +5,14 @@
 use shared::answer::Action;
 use shared::event::ParticipantType;
 
+use super::decision::Signal;
 use super::engine::Turn;
+use super::outcomes::EscalationReason;
 use super::state::{self, Phase};
 use super::validate::fill;
 
-const DEFAULT_NOTE: &str =
-    "Customer needs help: {reason}. Request: {request}. Last message: {last}. Page: {url}";
+const DEFAULT_NOTE: &str = "Customer needs help: {reason}. Request: {request}. Details: {details}. \
+     Last message: {last}. Page: {url}";
 
 impl Turn<'_> {
     /// The customer's latest text: this message, else the last customer turn.
@@ -35,14 +37,16 @@ impl Turn<'_> {
 
     /// Asks for a human agent: a message to the customer, a note summarising the request and
     /// `NEEDS_HELP`. With an agent already engaged (or already asked for) only the note is sent;
-    /// for a silent trigger only the note, saying that nothing was escalated.
-    pub fn escalate(&mut self, reason: &str) {
+    /// for a silent trigger only the note, saying that nothing was escalated. `kind` is counted
+    /// when `NEEDS_HELP` is sent.
+    pub fn escalate(&mut self, kind: EscalationReason, reason: &str) {
         let last: String = self
             .last_customer_text()
             .map(|t| t.chars().take(state::REQUEST_CHARS).collect())
             .unwrap_or_else(|| "-".into());
         let request = self.state.request.clone().unwrap_or_else(|| last.clone());
         let url = self.current_url().unwrap_or("-").to_string();
+        let details = self.details_summary();
         let template = self.playbook.texts.escalation_note.as_deref();
         let note = fill(
             template.unwrap_or(DEFAULT_NOTE),
@@ -51,22 +55,25 @@ impl Turn<'_> {
                 ("request", &request),
                 ("last", &last),
                 ("url", &url),
+                ("details", &details),
             ],
         );
         if self.event.is_silent() {
             self.note(Some(&format!("Not escalated (silent trigger). {note}")));
             return;
         }
-        if self.human_engaged() || self.waiting_for_agent() {
+        if self.human || self.waiting_for_agent() {
             // Somebody is there or has been asked for: tell the agents, do not ask again.
             self.note(Some(&note));
             return;
         }
-        let message = self.playbook.texts.escalation_message.clone();
-        self.say(message.as_deref());
+        self.say(self.playbook.texts.escalation_message.as_ref());
         self.note(Some(&note));
         self.actions.push(Action::needs_help());
+        self.signals.push(Signal::Escalated(kind));
         self.state.phase = Phase::Human;
         self.state.misses = 0;
+        self.state.pending = None;
+        self.state.escalations = self.state.escalations.saturating_add(1);
     }
 }

@@ -3,8 +3,9 @@
 //! Salted CX stores `conversation.custom` (at most 1 kB serialised) and sends it back with every
 //! later event, so workers stay stateless. The state lives under [`KEY`] with one-letter field
 //! names; every other key of the object belongs to the user and is kept as it is. When the object
-//! would not fit, the state gives up its least important fields first (request summary, URL, last
-//! answer), then itself; the user's keys are never dropped and nothing over 1 kB is ever emitted.
+//! would not fit, the state gives up its least important fields first (request summary, request
+//! details, URL, last answer), then itself; the user's keys are never dropped and nothing over
+//! 1 kB is ever emitted.
 
 use serde_json::{Map, Value, json};
 use shared::custom::CustomData;
@@ -15,6 +16,8 @@ pub const KEY: &str = "yl";
 pub const REQUEST_CHARS: usize = 120;
 /// Longest URL kept (characters); URL prefixes in the playbook must not be longer.
 pub const URL_CHARS: usize = 200;
+/// Longest value of a request detail kept (characters).
+pub const DETAIL_CHARS: usize = 40;
 
 /// Where the conversation is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +78,14 @@ pub struct State {
     pub request: Option<String>,
     /// `k`: the id of the last knowledge-base answer given.
     pub last_answer: Option<String>,
+    /// `w`: the knowledge entry waiting for request details the bot asked for.
+    pub pending: Option<String>,
+    /// `d`: request details captured so far (`[[details]]` id -> value).
+    pub details: Vec<(String, String)>,
+    /// `e`: how many times the bot asked for a human agent in this conversation.
+    pub escalations: u8,
+    /// `s`: the rating the customer gave at the closing.
+    pub rating: Option<u8>,
 }
 
 impl State {
@@ -85,15 +96,46 @@ impl State {
             return State::default();
         };
         let text = |key: &str| state.get(key).and_then(Value::as_str).map(str::to_string);
+        let small = |key: &str| {
+            state
+                .get(key)
+                .and_then(Value::as_u64)
+                .map(|n| u8::try_from(n).unwrap_or(u8::MAX))
+        };
+        let details = match state.get("d") {
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        };
         State {
             phase: Phase::from_code(state.get("p").and_then(Value::as_str).unwrap_or("n")),
-            misses: state
-                .get("m")
-                .and_then(Value::as_u64)
-                .map_or(0, |m| u8::try_from(m).unwrap_or(u8::MAX)),
+            misses: small("m").unwrap_or(0),
             url: text("u"),
             request: text("r"),
             last_answer: text("k"),
+            pending: text("w"),
+            details,
+            escalations: small("e").unwrap_or(0),
+            rating: small("s"),
+        }
+    }
+
+    /// The captured value of detail `id`.
+    pub fn detail(&self, id: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Stores the value of detail `id` (truncated to [`DETAIL_CHARS`]), replacing an older one.
+    pub fn remember_detail(&mut self, id: &str, value: &str) {
+        let value = truncate(value.trim(), DETAIL_CHARS);
+        match self.details.iter_mut().find(|(k, _)| k == id) {
+            Some((_, old)) => *old = value,
+            None => self.details.push((id.to_string(), value)),
         }
     }
 
@@ -112,27 +154,47 @@ impl State {
         self.misses = self.misses.saturating_add(1);
     }
 
-    /// The compact JSON form, dropping the optional fields in `drop` order.
+    /// The compact JSON form, keeping the first `keep_optional` optional fields.
     fn to_value(&self, keep_optional: usize) -> Value {
         let mut state = Map::new();
         state.insert("p".into(), json!(self.phase.code()));
-        if self.misses > 0 {
-            state.insert("m".into(), json!(self.misses));
+        for (key, value) in [("m", self.misses), ("e", self.escalations)] {
+            if value > 0 {
+                state.insert(key.into(), json!(value));
+            }
         }
+        if let Some(rating) = self.rating {
+            state.insert("s".into(), json!(rating));
+        }
+        if let Some(pending) = &self.pending {
+            state.insert("w".into(), json!(pending));
+        }
+        let details = (!self.details.is_empty()).then(|| {
+            let map: Map<String, Value> = self
+                .details
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            Value::Object(map)
+        });
         // Least important last: these are dropped first when space is short.
         let optional = [
-            ("k", &self.last_answer),
-            ("u", &self.url),
-            ("r", &self.request),
+            ("k", self.last_answer.as_ref().map(|v| json!(v))),
+            ("u", self.url.as_ref().map(|v| json!(v))),
+            ("d", details),
+            ("r", self.request.as_ref().map(|v| json!(v))),
         ];
         for (key, value) in optional.into_iter().take(keep_optional) {
             if let Some(value) = value {
-                state.insert(key.into(), json!(value));
+                state.insert(key.into(), value);
             }
         }
         Value::Object(state)
     }
 }
+
+/// How many optional fields [`State`] has (see `to_value`).
+const OPTIONAL_FIELDS: usize = 4;
 
 /// The conversation custom data to send with the reply: `previous` with the state stored under
 /// [`KEY`], or `None` when nothing would change (or nothing fits).
@@ -142,7 +204,7 @@ impl State {
 /// removed (so it cannot mislead later events) and the logic works without memory.
 pub fn merge(previous: Option<&Map<String, Value>>, state: &State) -> Option<CustomData> {
     let base = previous.cloned().unwrap_or_default();
-    let candidates = (0..=3).rev().map(|keep| {
+    let candidates = (0..=OPTIONAL_FIELDS).rev().map(|keep| {
         let mut map = base.clone();
         map.insert(KEY.into(), state.to_value(keep));
         map
@@ -186,13 +248,18 @@ mod tests {
             url: Some("https://shop.example.com/a".into()),
             request: Some("parcel lost".into()),
             last_answer: Some("delivery".into()),
+            pending: Some("returns".into()),
+            details: vec![("order".into(), "12345".into())],
+            escalations: 1,
+            rating: Some(5),
         };
         let custom = merge(None, &state).expect("changed");
         assert_eq!(
             custom.as_map().get(KEY),
-            Some(
-                &json!({"p": "h", "m": 2, "u": "https://shop.example.com/a", "r": "parcel lost", "k": "delivery"})
-            )
+            Some(&json!({
+                "p": "h", "m": 2, "e": 1, "s": 5, "w": "returns", "d": {"order": "12345"},
+                "u": "https://shop.example.com/a", "r": "parcel lost", "k": "delivery"
+            }))
         );
         assert_eq!(State::read(Some(custom.as_map())), state);
     }

@@ -71,6 +71,7 @@ pub fn parse(file: &str, source: &str) -> Result<Playbook, PlaybookError> {
     let mut checker = Checker {
         source,
         problems: Vec::new(),
+        default_language: "en".to_string(),
     };
     let parsed = match toml::from_str::<PlaybookFile>(source) {
         Ok(parsed) => Some(parsed),
@@ -95,6 +96,8 @@ pub fn parse(file: &str, source: &str) -> Result<Playbook, PlaybookError> {
 pub(super) struct Checker<'a> {
     pub(super) source: &'a str,
     pub(super) problems: Vec<Problem>,
+    /// `[languages] default` (normalised), once read.
+    pub(super) default_language: String,
 }
 
 impl Checker<'_> {

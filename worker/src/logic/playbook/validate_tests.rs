@@ -191,3 +191,142 @@ fn filling_a_template_does_not_expand_placeholders_inside_values() {
     assert_eq!(text, "{url} at /x");
     assert_eq!(fill("{ not a placeholder }", &[]), "{ not a placeholder }");
 }
+
+#[test]
+fn translated_texts_need_the_default_language_and_valid_language_codes() {
+    let p = only_problem("version = 1\n[conversation]\ngreeting.es = \"¡Hola!\"\n");
+    assert_eq!(p.line, 3);
+    assert!(
+        p.message
+            .contains("`conversation.greeting` has no text in the default language `en`"),
+        "{}",
+        p.message
+    );
+    let p = only_problem(
+        "version = 1\n[conversation]\ngreeting.en = \"Hi\"\ngreeting.spanish = \"¡Hola!\"\n",
+    );
+    assert!(
+        p.message
+            .contains("`spanish`, which is not a language code"),
+        "{}",
+        p.message
+    );
+    let p = only_problem("version = 1\n[languages]\ndefault = \"english\"\n");
+    assert!(
+        p.message
+            .contains("`languages.default` must be a language code"),
+        "{}",
+        p.message
+    );
+    let playbook = parse(
+        "de.toml",
+        "version = 1\n[languages]\ndefault = \"de\"\n[conversation]\ngreeting.de = \"Hallo\"\ngreeting.en = \"Hello\"\n",
+    )
+    .expect("valid");
+    assert_eq!(playbook.default_language, "de");
+}
+
+#[test]
+fn a_translated_text_is_checked_in_every_language() {
+    let problems =
+        problems("version = 1\n[conversation]\ngreeting.en = \"Hi {name}\"\ngreeting.es = \" \"\n");
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].message.contains("unknown placeholder `{name}`"));
+    assert!(
+        problems[1]
+            .message
+            .contains("`conversation.greeting.es` is empty")
+    );
+}
+
+const DETAIL: &str =
+    "[[details]]\nid = \"order\"\npattern = 'order (\\d+)'\nask = \"Your order number?\"\n";
+
+#[test]
+fn request_details_are_checked_and_their_placeholders_allowed_where_required() {
+    let ok = format!(
+        "version = 1\n{DETAIL}[[knowledge]]\nid = \"d\"\nkeywords = [\"damaged\"]\nrequires = [\"order\"]\nanswer = \"Noted {{order}}\"\n"
+    );
+    parse("ok.toml", &ok).expect("valid");
+    let unrequired = format!(
+        "version = 1\n{DETAIL}[[knowledge]]\nid = \"d\"\nkeywords = [\"damaged\"]\nanswer = \"Noted {{order}}\"\n"
+    );
+    assert!(
+        only_problem(&unrequired)
+            .message
+            .contains("unknown placeholder `{order}`")
+    );
+    let unknown = "version = 1\n[[knowledge]]\nid = \"d\"\nkeywords = [\"x\"]\nrequires = [\"order\"]\nanswer = \"a\"\n";
+    assert!(
+        only_problem(unknown)
+            .message
+            .contains("`knowledge[0].requires` names `order`, which is not a `[[details]]` id")
+    );
+    let bad_regex = "version = 1\n[[details]]\nid = \"order\"\npattern = 'order (\\d+'\n";
+    let p = only_problem(bad_regex);
+    assert_eq!(p.line, 4);
+    assert!(
+        p.message
+            .contains("`details[0].pattern` is not a valid regular expression"),
+        "{}",
+        p.message
+    );
+    let empty = "version = 1\n[[details]]\nid = \"order\"\npattern = '\\d*'\n";
+    assert!(
+        only_problem(empty)
+            .message
+            .contains("matches an empty text")
+    );
+    let bad_id = "version = 1\n[[details]]\nid = \"Order-No\"\npattern = '\\d+'\n";
+    assert!(
+        only_problem(bad_id)
+            .message
+            .contains("must be lower-case letters")
+    );
+    let no_ask = "version = 1\n[[details]]\nid = \"order\"\npattern = '\\d+'\n[[knowledge]]\nid = \"d\"\nkeywords = [\"x\"]\nrequires = [\"order\"]\nanswer = \"a\"\n";
+    assert!(
+        only_problem(no_ask)
+            .message
+            .contains("which has no `ask` question")
+    );
+}
+
+#[test]
+fn intents_need_phrases_and_a_known_kind() {
+    let p = only_problem(
+        "version = 1\n[[intents]]\nid = \"hi\"\nkind = \"small_talk\"\nphrases = []\nanswer = \"Hi\"\n",
+    );
+    assert!(
+        p.message.contains("intent `hi` has no `phrases`"),
+        "{}",
+        p.message
+    );
+    let p = only_problem(
+        "version = 1\n[[intents]]\nid = \"hi\"\nkind = \"chit_chat\"\nphrases = [\"hi\"]\nanswer = \"Hi\"\n",
+    );
+    assert!(
+        p.message.contains("unknown variant `chit_chat`"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn ratings_must_lie_on_the_scale() {
+    let p = only_problem(
+        "version = 1\n[closing]\nquestion = \"Resolved?\"\nrating_scale = 5\nratings.7 = [\"wow\"]\n",
+    );
+    assert!(
+        p.message
+            .contains("`closing.ratings.7`: `7` is not a rating from 1 to 5"),
+        "{}",
+        p.message
+    );
+    let p = only_problem("version = 1\n[closing]\nquestion = \"Resolved?\"\nrating_scale = 1\n");
+    assert!(
+        p.message
+            .contains("`closing.rating_scale` must be between 2 and 10"),
+        "{}",
+        p.message
+    );
+}

@@ -108,3 +108,71 @@ proptest! {
         prop_assert!(phrase.found_in(&Words::new(&message, &f)));
     }
 }
+
+fn negations() -> Negations {
+    Negations::new(["no need"])
+}
+
+#[test]
+fn a_negation_reaches_the_words_after_it_in_its_own_clause_only() {
+    let human = Phrase::new("human", &filler());
+    let n = negations();
+    assert_eq!(human.find(&words("I want a human"), &n), Found::Yes);
+    assert_eq!(
+        human.find(&words("I don't want a human"), &n),
+        Found::Negated
+    );
+    assert_eq!(
+        human.find(&words("No need for a human, thanks"), &n),
+        Found::Negated
+    );
+    assert_eq!(human.find(&words("no, I want a human"), &n), Found::Yes);
+    assert_eq!(
+        human.find(&words("not the bot but a human"), &n),
+        Found::Yes
+    );
+    assert_eq!(human.find(&words("where is my parcel"), &n), Found::No);
+    // Too far away to negate the phrase.
+    assert_eq!(
+        human.find(
+            &words("I do not understand why it is so hard to reach a human"),
+            &n
+        ),
+        Found::Yes
+    );
+}
+
+#[test]
+fn a_negation_inside_a_verbatim_phrase_negates_it() {
+    let works = Phrase::verbatim("it work");
+    let found = works.occurrences(&words("it doesn't work"), Some(4), &negations());
+    assert_eq!(found.len(), 1);
+    assert!(found[0].negated);
+}
+
+#[test]
+fn verbatim_phrases_accept_endings_and_typos_but_never_a_shorter_word() {
+    let n = negations();
+    let goodbye = Phrase::verbatim("goodbye");
+    assert!(
+        goodbye
+            .occurrences(&words("any good movie?"), None, &n)
+            .is_empty()
+    );
+    assert_eq!(goodbye.occurrences(&words("goodbyee!"), None, &n).len(), 1);
+    let kein = Phrase::verbatim("kein problem");
+    assert_eq!(
+        kein.occurrences(&words("keinen Problem"), None, &n).len(),
+        1
+    );
+}
+
+#[test]
+fn a_longer_occurrence_covers_a_shorter_one_inside_it() {
+    let n = negations();
+    let text = words("no problem at all");
+    let no = Phrase::verbatim("no").occurrences(&text, None, &n)[0];
+    let no_problem = Phrase::verbatim("no problem").occurrences(&text, None, &n)[0];
+    assert!(no.covered_by(&no_problem));
+    assert!(!no_problem.covered_by(&no));
+}

@@ -6,8 +6,19 @@
 //! or more; words with digits (order numbers) must be equal. Phrases match when all their words
 //! appear in the message, in any order. Phrases in scripts without spaces between words (Chinese,
 //! Japanese, ...) also match as substrings.
+//!
+//! Messages are also split into clauses (at `, . ; : ! ?` and similar marks, and before "but" in
+//! several languages), so that a phrase can be looked for inside one clause and a negation
+//! ("no need for a human, ...") only reaches the words after it in its own clause: see
+//! [`Phrase::find`] and [`Occurrence`].
+
+mod negation;
+mod phrase;
 
 use std::collections::HashSet;
+
+pub use negation::Negations;
+pub use phrase::{Found, Occurrence, Phrase};
 
 /// English filler words ignored when matching (the playbook can add more: `ignore_words`).
 const FILLER: &[&str] = &[
@@ -31,7 +42,8 @@ impl Filler {
         Self(words)
     }
 
-    fn contains(&self, word: &str) -> bool {
+    /// Whether `word` (normalised) is a filler word.
+    pub fn contains(&self, word: &str) -> bool {
         self.0.contains(word)
     }
 }
@@ -135,10 +147,56 @@ fn within_one_edit<T: PartialEq>(short: &[T], long: &[T]) -> bool {
     }
 }
 
+/// Marks that end a clause.
+const CLAUSE_MARKS: &[char] = &[
+    ',', '.', ';', ':', '!', '?', '¿', '¡', '…', '(', ')', '\n', '–', '—', '،', '。', '，', '！',
+    '？',
+];
+/// Words that start a new clause ("no bot, but a human": the negation stays in its clause).
+const CLAUSE_WORDS: &[&str] = &[
+    "but", "aber", "sondern", "pero", "sino", "mais", "ale", "ma",
+];
+
+/// The normalised words of `text` with the clause each one belongs to.
+fn clause_tokens(text: &str) -> (Vec<String>, Vec<u16>) {
+    let mut words = Vec::new();
+    let mut clauses = Vec::new();
+    let mut clause: u16 = 0;
+    let mut word = String::new();
+    let mut end_word = |word: &mut String, clause: &mut u16, words: &mut Vec<String>| {
+        if word.is_empty() {
+            return;
+        }
+        if CLAUSE_WORDS.contains(&word.as_str()) && !words.is_empty() {
+            *clause = clause.saturating_add(1);
+        }
+        words.push(std::mem::take(word));
+        clauses.push(*clause);
+    };
+    for c in text.chars() {
+        if CLAUSE_MARKS.contains(&c) {
+            end_word(&mut word, &mut clause, &mut words);
+            clause = clause.saturating_add(1);
+            continue;
+        }
+        for c in c.to_lowercase() {
+            match fold(c) {
+                Some(folded) => word.push_str(folded),
+                None if c.is_alphanumeric() => word.push(c),
+                None => end_word(&mut word, &mut clause, &mut words),
+            }
+        }
+    }
+    end_word(&mut word, &mut clause, &mut words);
+    (words, clauses)
+}
+
 /// A customer's text, ready for matching.
 #[derive(Debug, Clone)]
 pub struct Words {
     all: Vec<String>,
+    /// The clause of each word (same length as `all`).
+    clauses: Vec<u16>,
     joined: String,
     meaningful: usize,
 }
@@ -146,14 +204,35 @@ pub struct Words {
 impl Words {
     /// Normalises `text`.
     pub fn new(text: &str, filler: &Filler) -> Self {
-        let all = tokens(text);
+        let (all, clauses) = clause_tokens(text);
         let meaningful = all.iter().filter(|w| !filler.contains(w)).count();
         let joined = all.join(" ");
         Self {
             all,
+            clauses,
             joined,
             meaningful,
         }
+    }
+
+    /// The words, in order.
+    pub fn all(&self) -> &[String] {
+        &self.all
+    }
+
+    /// The words of each clause, with their positions in [`Words::all`].
+    fn clause_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            let clause = *self.clauses.get(start)?;
+            let len = self.clauses[start..]
+                .iter()
+                .take_while(|c| **c == clause)
+                .count();
+            let range = start..start + len;
+            start += len;
+            Some(range)
+        })
     }
 
     /// How many words are not filler words.
@@ -163,66 +242,6 @@ impl Words {
 
     fn has(&self, word: &str) -> bool {
         self.all.iter().any(|w| same_word(w, word))
-    }
-}
-
-/// A question, keyword or phrase from the playbook, ready for matching.
-#[derive(Debug, Clone)]
-pub struct Phrase {
-    words: Vec<String>,
-    joined: String,
-    unspaced_script: bool,
-}
-
-impl Phrase {
-    /// The meaningful words of `text` (all its words if every one is a filler word).
-    pub fn new(text: &str, filler: &Filler) -> Self {
-        let all = tokens(text);
-        let meaningful: Vec<String> = all
-            .iter()
-            .filter(|w| !filler.contains(w))
-            .cloned()
-            .collect();
-        let words = if meaningful.is_empty() {
-            all
-        } else {
-            meaningful
-        };
-        let joined = words.join(" ");
-        let unspaced_script = joined.chars().any(is_unspaced_script);
-        Self {
-            words,
-            joined,
-            unspaced_script,
-        }
-    }
-
-    /// Whether the phrase has no words at all (it could never match).
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
-    }
-
-    /// Whether every word of the phrase appears in `text`.
-    pub fn found_in(&self, text: &Words) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        if self.words.iter().all(|w| text.has(w)) {
-            return true;
-        }
-        self.unspaced_script && text.joined.contains(&self.joined)
-    }
-
-    /// The share of the phrase's words found in `text` (0..=1), and how many were found.
-    pub fn coverage(&self, text: &Words) -> (f64, usize) {
-        if self.is_empty() {
-            return (0.0, 0);
-        }
-        if self.unspaced_script && text.joined.contains(&self.joined) {
-            return (1.0, self.words.len());
-        }
-        let found = self.words.iter().filter(|w| text.has(w)).count();
-        (found as f64 / self.words.len() as f64, found)
     }
 }
 
@@ -283,5 +302,4 @@ pub fn best_match(entries: &[EntryPatterns], texts: &[Words], threshold: f64) ->
 }
 
 #[cfg(test)]
-#[path = "matching_tests.rs"]
 mod tests;
