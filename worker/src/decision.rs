@@ -1,9 +1,12 @@
-//! Running the conversation logic on one event the way the worker does: in its own task (so a
-//! panic is caught and reported), within a time limit, and with every escalation removed from
-//! the reply to a silent trigger. Used by event processing and by `worker decide`.
+//! Running the conversation logic on one event the way the worker does: with panics caught and
+//! reported, within a time limit, and with every escalation removed from the reply to a silent
+//! trigger. Used by event processing and by `worker decide`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use shared::answer::Reply;
 use shared::event::Event;
@@ -17,29 +20,22 @@ pub enum DecideError {
     TimedOut(Duration),
     #[error("logic panicked: {0}")]
     Panicked(String),
-    #[error("logic task failed: {0}")]
-    Aborted(String),
     #[error(transparent)]
     Logic(#[from] LogicError),
 }
 
-/// Runs `logic` on `event`, giving up after `budget`.
+/// Runs `logic` on `event`, giving up after `budget`. A panic is caught (the logic runs in
+/// this task: no task is spawned per event).
 pub async fn run(
     logic: Arc<dyn Logic>,
     event: Arc<Event>,
     context: Context,
     budget: Duration,
 ) -> Result<Reply, DecideError> {
-    let task_event = Arc::clone(&event);
-    let task = tokio::spawn(async move { logic.decide(&task_event, &context).await });
-    let abort = task.abort_handle();
-    let reply = match tokio::time::timeout(budget, task).await {
-        Err(_) => {
-            abort.abort();
-            Err(DecideError::TimedOut(budget))
-        }
-        Ok(Err(join)) if join.is_panic() => Err(DecideError::Panicked(panic_text(join))),
-        Ok(Err(join)) => Err(DecideError::Aborted(join.to_string())),
+    let deciding = AssertUnwindSafe(logic.decide(&event, &context)).catch_unwind();
+    let reply = match tokio::time::timeout(budget, deciding).await {
+        Err(_) => Err(DecideError::TimedOut(budget)),
+        Ok(Err(panic)) => Err(DecideError::Panicked(panic_text(panic))),
         Ok(Ok(result)) => result.map_err(DecideError::from),
     }?;
     // Silent triggers never escalate, whatever the logic says.
@@ -51,8 +47,7 @@ pub async fn run(
 }
 
 /// The message of a panic (`non-text panic` when it is not a string).
-pub fn panic_text(join: tokio::task::JoinError) -> String {
-    let payload = join.into_panic();
+pub fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

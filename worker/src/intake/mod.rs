@@ -302,8 +302,8 @@ impl Intake {
             .headers
             .as_ref()
             .and_then(|h| h.get_last(pull::PIN_HEADER))
-            .map(|v| v.as_str().to_string());
-        if partition.observe_pin(pin.as_deref()) {
+            .map(|v| v.as_str());
+        if partition.observe_pin(pin) {
             begin_takeover(&mut self.chores, &self.js, partition);
             if !partition.owned {
                 // Pinned through a request sent before it was given away: let go again.

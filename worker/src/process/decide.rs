@@ -57,9 +57,7 @@ impl FallbackCause {
         match error {
             DecideError::TimedOut(_) => FallbackCause::TookTooLong,
             DecideError::Logic(LogicError::Unavailable(_)) => FallbackCause::DependencyUnavailable,
-            DecideError::Panicked(_) | DecideError::Aborted(_) | DecideError::Logic(_) => {
-                FallbackCause::Failed
-            }
+            DecideError::Panicked(_) | DecideError::Logic(_) => FallbackCause::Failed,
         }
     }
 
