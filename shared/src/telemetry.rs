@@ -55,6 +55,9 @@ pub mod names {
     pub const WORKER_HELD: &str = "yourlogic_worker_held_events";
     /// Gauge: live workers, as this worker's membership sees them.
     pub const WORKERS_LIVE: &str = "yourlogic_workers_live";
+    /// Counter: deliveries handed back for a while because their conversation already had
+    /// `MAX_HELD_PER_CONVERSATION` events held (a sender flooding one conversation).
+    pub const DEFERRED: &str = "yourlogic_deferred_events_total";
     /// Counter: partitions this worker took over (was pinned on), each after checking which of
     /// their events another worker still held.
     pub const TAKEOVERS: &str = "yourlogic_partition_takeovers_total";
@@ -222,6 +225,11 @@ pub fn register(service: Service) {
             );
             describe_gauge!(names::WORKERS_LIVE, "Live workers as this worker sees them");
             describe_counter!(names::TAKEOVERS, "Partitions this worker took over");
+            describe_counter!(
+                names::DEFERRED,
+                "Deliveries deferred: their conversation had its quota of held events"
+            );
+            metrics::counter!(names::DEFERRED).increment(0);
             for outcome in ["answered", "silent", "expired", "failed"] {
                 metrics::counter!(names::EVENTS_PROCESSED, "trigger" => "MESSAGE", "outcome" => outcome)
                     .increment(0);

@@ -1,7 +1,7 @@
 //! Callback faults under load: a Salted CX endpoint that flaps (errors, 429, resets, hangs), one
 //! that stays down, and one conversation whose callbacks are slow. Retries happen only before the
 //! deadline, nothing is sent after `expires`, no event is answered twice, and a slow
-//! conversation holds back only the conversations sharing its partition (measured).
+//! conversation holds back no other conversation, not even one of its partition (measured).
 
 use std::time::Duration;
 
@@ -187,7 +187,8 @@ fn conversations_in(prefix: &str, partition: u16, same: bool, count: usize) -> V
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_conversation_holds_back_only_the_conversations_of_its_partition() -> Result<()> {
+async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_partition()
+-> Result<()> {
     const SLOW: Duration = Duration::from_secs(3);
     const ROUNDS: usize = 3;
     let fake = FakeSaltedCx::start(TOKEN).await?;
@@ -249,11 +250,92 @@ async fn a_slow_conversation_holds_back_only_the_conversations_of_its_partition(
     );
     assert_eq!(same_latency.len(), same.len() * ROUNDS);
     assert_eq!(other_latency.len(), other.len() * ROUNDS);
-    // Other partitions are not held back by the slow callbacks (generous bound: the slow
-    // callback alone takes 3 s).
+    // No other conversation is held back by the slow callbacks, not even one of the same
+    // partition: each conversation has its own lane (generous bound: the slow callback alone
+    // takes 3 s).
     assert!(
         faults::quantile(&other_latency, 1.0) < SLOW,
         "{other_latency:?}"
+    );
+    assert!(
+        faults::quantile(&same_latency, 1.0) < SLOW,
+        "same partition: {same_latency:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_partition() -> Result<()>
+{
+    const FLOOD: usize = 40;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    // The flooded conversation's callbacks are slow: its events pile up at the worker.
+    fake.set_behaviour_for(
+        "flood",
+        Behaviour::default().with_delay(Duration::from_millis(150)),
+    );
+    let nats = NatsServer::start().await?;
+    let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
+    stack::wait_ready(&ingress, READY).await?;
+    // A small in-flight window per partition, which the flood alone could fill.
+    let worker = stack::start_worker(&nats.url(), &fake.base_url(), NonceLogic::shared(), |c| {
+        c.worker.in_flight_per_partition = 16;
+        c.worker.max_held_per_conversation = 4;
+    })
+    .await?;
+    stack::wait_ready(&worker, READY).await?;
+    let poster = Poster::new(&ingress.url());
+    let partition = shared::topology::partition_of("flood", PARTITIONS);
+
+    let mut flood = Vec::new();
+    for n in 0..FLOOD {
+        let event = EventBuilder::message("flood", &format!("message {n}"))
+            .expires_in(Duration::from_secs(60))
+            .build();
+        assert_eq!(poster.post(&event).await?.0, 202);
+        flood.push(event["requestId"].as_str().unwrap_or_default().to_string());
+    }
+    // Conversations of the same partition, posted while the flood is being worked through.
+    let mut others = Vec::new();
+    for conversation in conversations_in("neighbour", partition, true, 6) {
+        let event = EventBuilder::message(&conversation, "hello").build();
+        let at = Utc::now();
+        assert_eq!(poster.post(&event).await?.0, 202);
+        others.push((
+            event["requestId"].as_str().unwrap_or_default().to_string(),
+            at,
+        ));
+    }
+    let mut waits = Vec::new();
+    for (id, at) in &others {
+        let answered = fake.wait_for_request(id, Duration::from_secs(20)).await?;
+        waits.push((answered.received_at - *at).to_std().unwrap_or_default());
+    }
+    // The flood is answered too, in order.
+    let mut firsts = Vec::new();
+    for id in &flood {
+        firsts.push(
+            fake.wait_for_request(id, Duration::from_secs(60))
+                .await?
+                .received_at,
+        );
+    }
+    let deferred = faults::metric_at(&worker.url(), "yourlogic_deferred_events_total", &[]).await;
+    println!(
+        "a flood of {FLOOD} events in one conversation (callbacks 150 ms each, quota 4): its \
+         neighbours in partition {partition} answered after at most {:?}; {deferred} deliveries \
+         deferred",
+        faults::quantile(&waits, 1.0)
+    );
+    assert!(
+        firsts.windows(2).all(|pair| pair[0] <= pair[1]),
+        "flood answered out of order"
+    );
+    assert!(deferred > 0.0, "the quota never deferred anything");
+    // Without the quota the neighbours would wait for the flood: 40 x 150 ms = 6 s.
+    assert!(
+        faults::quantile(&waits, 1.0) < Duration::from_secs(3),
+        "neighbours waited {waits:?}"
     );
     Ok(())
 }

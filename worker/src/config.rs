@@ -177,6 +177,11 @@ pub struct WorkerArgs {
     /// concurrently, one per conversation at a time.
     #[arg(long, env = "IN_FLIGHT_PER_PARTITION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight_per_partition: u32,
+    /// Most events of one conversation held at once (queued or running); later ones are handed
+    /// back to the stream for a second, so one flooded conversation cannot take its partition's
+    /// in-flight window from the others.
+    #[arg(long, env = "MAX_HELD_PER_CONVERSATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_held_per_conversation: u32,
     /// Above this many bytes of events held (queued or running), the worker asks NATS for no
     /// more until some finish: bounds its memory whatever the event sizes.
     #[arg(long, env = "MAX_HELD_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..))]
@@ -348,6 +353,7 @@ impl Config {
                 ack_wait: Duration::from_secs(2),
                 in_flight_per_partition: 256,
                 max_held_bytes: 64 << 20,
+                max_held_per_conversation: 32,
                 deadline_margin: Duration::from_millis(250),
                 callback_timeout: Duration::from_secs(5),
                 callback_max_attempts: 10,

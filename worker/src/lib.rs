@@ -285,6 +285,8 @@ async fn consume(
         batch: PULL_BATCH,
         pull_expires: PULL_EXPIRES,
         max_buffered_bytes: usize::try_from(worker.max_held_bytes).unwrap_or(usize::MAX),
+        max_held_per_conversation: usize::try_from(worker.max_held_per_conversation)
+            .unwrap_or(usize::MAX),
     };
     tracing::info!(worker = membership.id(), "joined the workers");
     let intake = Intake::new(

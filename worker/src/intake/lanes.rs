@@ -116,6 +116,13 @@ impl<M> Lanes<M> {
         taken
     }
 
+    /// How many events of `conversation` are queued or running.
+    pub fn held(&self, conversation: &str) -> usize {
+        self.lanes.get(conversation).map_or(0, |lane| {
+            lane.queue.len() + usize::from(lane.running.is_some())
+        })
+    }
+
     /// Whether any event is queued or running.
     pub fn is_empty(&self) -> bool {
         self.lanes.is_empty()

@@ -22,6 +22,7 @@
 pub mod lanes;
 pub mod partition;
 pub mod pull;
+pub mod quota;
 pub mod recent;
 mod stop;
 pub mod takeover;
@@ -45,6 +46,7 @@ use crate::membership::View;
 use crate::process::{Outcome, Processor};
 use lanes::{Lanes, Queued};
 use partition::{Held, Partition, Setup, Sync};
+use quota::Quota;
 use recent::Recent;
 
 /// How the intake pulls.
@@ -57,6 +59,8 @@ pub struct IntakeSettings {
     pub pull_expires: Duration,
     /// Above this many bytes of held events, no more is asked for.
     pub max_buffered_bytes: usize,
+    /// Most events of one conversation held at once; later ones are deferred.
+    pub max_held_per_conversation: usize,
 }
 
 /// Largest size of one pull request's events: above the largest event NATS can carry, so a
@@ -137,6 +141,7 @@ pub struct Intake {
     running: JoinSet<Finished>,
     chores: JoinSet<Chore>,
     recent: Recent,
+    quota: Quota,
     held_bytes: usize,
     next_request: u64,
     setup_backoff: Vec<Duration>,
@@ -173,6 +178,7 @@ impl Intake {
             running: JoinSet::new(),
             chores: JoinSet::new(),
             recent: Recent::new(1 << 16),
+            quota: Quota::new(settings.max_held_per_conversation),
             held_bytes: 0,
             next_request: 0,
             last_progress_sweep: now,
@@ -344,6 +350,20 @@ impl Intake {
             held.ack_subject = ack_subject;
             held.progress_at = Instant::now();
             self.lanes.replace(&conversation, sequence, message);
+            return;
+        }
+        if !self
+            .quota
+            .admit(&conversation, sequence, self.lanes.held(&conversation))
+        {
+            // Over the conversation's quota: back to the stream for a while (see `quota`).
+            metrics::counter!(names::DEFERRED).increment(1);
+            if let Err(err) = message
+                .ack_with(AckKind::Nak(Some(quota::DEFER_DELAY)))
+                .await
+            {
+                tracing::debug!(error = %err, "deferral failed; redelivered after the ack wait");
+            }
             return;
         }
         let bytes = message.payload.len();
@@ -574,6 +594,7 @@ impl Intake {
             self.maintain(number).await;
         }
         self.sweep_progress(now).await;
+        self.quota.forget_stale();
     }
 
     /// Tells NATS that held events are still being worked on, so they are not redelivered.
