@@ -111,6 +111,10 @@ pub struct HttpArgs {
     /// Listen address.
     #[arg(long = "addr", env = "INGRESS_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
+    /// Address of `/healthz`, `/readyz` and `/metrics` when they must not be on the public
+    /// port (recommended in production). Unset: they are served beside the events.
+    #[arg(long, env = "INGRESS_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     /// Largest accepted event body in bytes (413 beyond).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -164,6 +168,7 @@ impl Config {
             routing: RoutingArgs::open(),
             http: HttpArgs {
                 addr,
+                admin_addr: None,
                 max_body_bytes: 1 << 20,
                 clock_skew: Duration::from_secs(5),
                 publish_timeout: Duration::from_secs(1),

@@ -2,7 +2,6 @@
 //! (the rest is only checked to be JSON), refuse expired events, store durably, answer 202.
 //! Every refusal is counted, and logged (rate-limited) with its reason and the peer's address.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -21,14 +20,10 @@ use crate::error::ApiError;
 use crate::publisher::{PublishError, Stored};
 use crate::rejections;
 
-/// The peer address of a request's connection (set by the server loop).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
 /// Handles one event; every outcome is counted.
 pub async fn post_event(
     State(state): State<AppState>,
-    peer: Option<axum::Extension<Peer>>,
+    peer: Option<axum::Extension<shared::server::Peer>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {

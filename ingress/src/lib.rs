@@ -9,7 +9,6 @@ pub mod error;
 pub mod events;
 pub mod publisher;
 pub mod rejections;
-pub mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,6 +59,8 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Ingress {
     listener: TcpListener,
     router: Router,
+    /// The operational endpoints' own listener, when they are not on the events port.
+    admin: Option<(TcpListener, Router)>,
     client: async_nats::Client,
     background: tokio::task::JoinSet<()>,
     config: Arc<Config>,
@@ -92,13 +93,23 @@ impl Ingress {
             config: config.clone(),
             publisher: publisher.clone(),
         };
-        let router = Router::new()
+        let events = Router::new()
             .route("/v1/events", post(events::post_event))
-            .with_state(state)
-            .merge(shared::health::routes(Arc::new(publisher)));
+            .with_state(state);
+        let operational = shared::health::routes(Arc::new(publisher));
+        // `/healthz`, `/readyz` and `/metrics` on their own address when one is set (kept off
+        // the public port), else beside the events.
+        let (router, admin) = match config.http.admin_addr {
+            Some(addr) => {
+                let admin = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+                (events, Some((admin, operational)))
+            }
+            None => (events.merge(operational), None),
+        };
         Ok(Self {
             listener,
             router,
+            admin,
             client,
             background,
             config,
@@ -110,6 +121,13 @@ impl Ingress {
         self.listener.local_addr()
     }
 
+    /// The operational endpoints' address, when they have their own.
+    pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.admin
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// (bounded by the shutdown timeout) and flushes NATS.
     pub async fn run(
@@ -119,33 +137,44 @@ impl Ingress {
         shared::telemetry::register(shared::telemetry::Service::Ingress);
         let addr = self.local_addr()?;
         tracing::info!(%addr, "ingress listening");
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = tokio_util::sync::CancellationToken::new();
         let http = &self.config.http;
-        let limits = serve::Limits {
+        let limits = shared::server::Limits {
+            listener: "events",
             header_timeout: http.header_timeout,
             idle_timeout: http.idle_timeout,
             max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
             max_per_peer: usize::try_from(http.max_connections_per_peer).unwrap_or(usize::MAX),
         };
-        let server = serve::serve(self.listener, self.router, limits, async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        });
-        let timeout = self.config.http.shutdown_timeout;
-        let outcome = tokio::select! {
-            () = server => Ok(()),
-            () = async {
-                let _ = stopping_rx.await;
-                tokio::time::sleep(timeout).await;
-            } => {
-                tracing::warn!(?timeout, "in-flight requests did not finish in time");
-                Ok(())
+        let events = shared::server::serve(
+            self.listener,
+            self.router,
+            limits,
+            stop.clone().cancelled_owned(),
+        );
+        let admin = async {
+            if let Some((listener, router)) = self.admin {
+                let limits = shared::server::Limits::admin();
+                shared::server::serve(listener, router, limits, stop.clone().cancelled_owned())
+                    .await;
             }
         };
+        let serving = async { tokio::join!(events, admin) };
+        let mut serving = std::pin::pin!(serving);
+        let timeout = http.shutdown_timeout;
+        tokio::select! {
+            _ = &mut serving => {}
+            () = shutdown => {
+                stop.cancel();
+                if tokio::time::timeout(timeout, serving).await.is_err() {
+                    tracing::warn!(?timeout, "in-flight requests did not finish in time");
+                }
+            }
+        }
         let mut background = self.background;
         background.abort_all();
         let _ = tokio::time::timeout(timeout, self.client.flush()).await;
         tracing::info!("ingress stopped");
-        outcome
+        Ok(())
     }
 }

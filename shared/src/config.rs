@@ -13,7 +13,12 @@ use crate::secret::{Secret, TokenSet};
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
     /// NATS server(s), comma-separated.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
     pub nats_url: String,
     /// NATS credentials file (JWT + nkey), optional.
     #[arg(long, env = "NATS_CREDS_FILE")]

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod queue;
 pub mod retry;
 pub mod secret;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -18,11 +18,11 @@ pub mod names {
     pub const INGRESS_REQUESTS: &str = "yourlogic_ingress_requests_total";
     /// Histogram: time from request receipt to response at the ingress.
     pub const INGRESS_SECONDS: &str = "yourlogic_ingress_request_seconds";
-    /// Gauge: client connections open at the ingress.
-    pub const INGRESS_CONNECTIONS: &str = "yourlogic_ingress_connections";
-    /// Counter, label `reason`: connections the ingress closed (evicted_idle, evicted_stalled,
-    /// header_timeout, idle_timeout, peer_limit).
-    pub const INGRESS_CONNECTIONS_CLOSED: &str = "yourlogic_ingress_connections_closed_total";
+    /// Gauge, label `listener` (`events`, `admin`): client connections open.
+    pub const HTTP_CONNECTIONS: &str = "yourlogic_http_connections";
+    /// Counter, labels `listener`, `reason`: connections a service closed (evicted_idle,
+    /// evicted_stalled, header_timeout, idle_timeout, peer_limit).
+    pub const HTTP_CONNECTIONS_CLOSED: &str = "yourlogic_http_connections_closed_total";
     /// Histogram: time the durable JetStream publish took.
     pub const PUBLISH_SECONDS: &str = "yourlogic_publish_seconds";
     /// Counter, labels `trigger`, `outcome`: answered, silent, expired, failed.
@@ -140,6 +140,14 @@ pub fn register(service: Service) {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     let _ = metrics_handle();
     describe_gauge!(names::UP, "1 per running process");
+    describe_gauge!(
+        names::HTTP_CONNECTIONS,
+        "Client connections open, by listener"
+    );
+    describe_counter!(
+        names::HTTP_CONNECTIONS_CLOSED,
+        "Client connections a service closed, by listener and reason"
+    );
     describe_gauge!(names::NATS_CONNECTED, "1 while connected to NATS");
     describe_gauge!(
         names::QUEUE_PENDING,
@@ -171,11 +179,6 @@ pub fn register(service: Service) {
             ] {
                 metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(0);
             }
-            describe_gauge!(names::INGRESS_CONNECTIONS, "Client connections open");
-            describe_counter!(
-                names::INGRESS_CONNECTIONS_CLOSED,
-                "Client connections closed by the ingress, by reason"
-            );
             for reason in [
                 "evicted_idle",
                 "evicted_stalled",
@@ -183,10 +186,10 @@ pub fn register(service: Service) {
                 "idle_timeout",
                 "peer_limit",
             ] {
-                metrics::counter!(names::INGRESS_CONNECTIONS_CLOSED, "reason" => reason)
+                metrics::counter!(names::HTTP_CONNECTIONS_CLOSED, "listener" => "events", "reason" => reason)
                     .increment(0);
             }
-            metrics::gauge!(names::INGRESS_CONNECTIONS).increment(0.0);
+            metrics::gauge!(names::HTTP_CONNECTIONS, "listener" => "events").increment(0.0);
             metrics::gauge!(names::UP, "service" => "ingress").set(1.0);
         }
         Service::Worker => {

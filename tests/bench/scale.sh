@@ -76,8 +76,9 @@ seconds() {
     case "$1" in *s) echo "${1%s}" ;; *m) echo $(("${1%m}" * 60)) ;; *) echo "$1" ;; esac
 }
 
-# start_rust INGRESSES WORKERS SHARDS: nats-server, the ingresses and the workers; prints the
-# ingress URLs, comma-separated.
+# start_rust INGRESSES WORKERS SHARDS: nats-server, the ingresses and the workers; sets URLS to
+# the ingress URLs, comma-separated. (Not run in a subshell: the started processes must be
+# known to stack_stop_all.)
 start_rust() {
     local ingresses="$1" workers="$2" shards="$3" i urls=()
     local nats_bin
@@ -99,10 +100,10 @@ start_rust() {
     for ((i = 1; i <= workers; i++)); do
         stack_wait_ready "worker-$i" "http://127.0.0.1:$((WORKER_BASE + i))/readyz" 60 >&2
     done
-    (IFS=,; echo "${urls[*]}")
+    URLS="$(IFS=,; echo "${urls[*]}")"
 }
 
-# start_python WORKERS: nats-server, the Python ingress and WORKERS Python workers.
+# start_python WORKERS: nats-server, the Python ingress and WORKERS Python workers; sets URLS.
 start_python() {
     local workers="$1" i venv="${REPO}/.tools/bench-python"
     local nats_bin
@@ -124,7 +125,7 @@ start_python() {
     done
     for _ in $(seq 1 100); do stack_port_free "$((INGRESS_BASE + 1))" || break; sleep 0.2; done
     sleep 1
-    echo "http://127.0.0.1:$((INGRESS_BASE + 1))/v1/events"
+    URLS="http://127.0.0.1:$((INGRESS_BASE + 1))/v1/events"
 }
 
 echo "label,conversations,events_per_s,p50_ms,p99_ms,misses,lost,order,nats_us,ingress_us,workers_us,all_us" >"${OUT}/results.csv"
@@ -171,11 +172,11 @@ for config in $configs; do
     for conversations in $conversation_counts; do
         rm -rf "${RUN_DIR}/jetstream"
         stack_log "${ingresses} ingress(es) x ${workers} worker(s) x ${shards} shard(s), ${conversations} conversations"
-        urls="$(start_rust "$ingresses" "$workers" "$shards")"
+        start_rust "$ingresses" "$workers" "$shards"
         processes=(nats)
         for ((i = 1; i <= ingresses; i++)); do processes+=("ingress-$i"); done
         for ((i = 1; i <= workers; i++)); do processes+=("worker-$i"); done
-        run "rust-${config}" "$conversations" "$urls" "${processes[@]}"
+        run "rust-${config}" "$conversations" "$URLS" "${processes[@]}"
         stack_stop_all
     done
 done
@@ -183,8 +184,8 @@ if [[ "$python" == 1 ]]; then
     for conversations in $conversation_counts; do
         rm -rf "${RUN_DIR}/jetstream"
         stack_log "the Python baseline: 1 ingress x 2 workers, ${conversations} conversations"
-        urls="$(start_python 2)"
-        run "python-1x2x1" "$conversations" "$urls" nats ingress-1 worker-1 worker-2
+        start_python 2
+        run "python-1x2x1" "$conversations" "$URLS" nats ingress-1 worker-1 worker-2
         stack_stop_all
     done
 fi

@@ -98,7 +98,11 @@ async fn three_thousand_connections_opened_at_once_are_all_answered_promptly_and
     // Idle for a while, then every connection posts again on the connection it kept.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let page = stack::scrape(&ingress).await?;
-    let open = stack::metric_value(&page, "yourlogic_ingress_connections", &[]);
+    let open = stack::metric_value(
+        &page,
+        "yourlogic_http_connections",
+        &[("listener", "events")],
+    );
     assert!(open >= 3000.0, "only {open} connections open while idling");
     for (i, connection) in connections.iter_mut().enumerate() {
         let posted = connection.post(event(&format!("burst-{i}"), "again")).await;
@@ -107,8 +111,8 @@ async fn three_thousand_connections_opened_at_once_are_all_answered_promptly_and
     let page = stack::scrape(&ingress).await?;
     let evicted = stack::metric_value(
         &page,
-        "yourlogic_ingress_connections_closed_total",
-        &[("reason", "evicted_idle")],
+        "yourlogic_http_connections_closed_total",
+        &[("listener", "events"), ("reason", "evicted_idle")],
     );
     assert_eq!(evicted, 0.0, "below the cap no connection is closed");
     Ok(())
@@ -144,8 +148,8 @@ async fn a_burst_beyond_the_connection_cap_is_served_by_closing_idle_connections
     let page = stack::scrape(&ingress).await?;
     let evicted = stack::metric_value(
         &page,
-        "yourlogic_ingress_connections_closed_total",
-        &[("reason", "evicted_idle")],
+        "yourlogic_http_connections_closed_total",
+        &[("listener", "events"), ("reason", "evicted_idle")],
     );
     assert!(evicted >= 500.0, "only {evicted} idle connections closed");
     drop(idle);

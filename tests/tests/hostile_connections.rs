@@ -252,8 +252,8 @@ async fn at_the_cap_a_connection_stalled_in_its_headers_is_closed_to_make_room()
     let page = stack::scrape(&ingress).await?;
     let evicted = stack::metric_value(
         &page,
-        "yourlogic_ingress_connections_closed_total",
-        &[("reason", "evicted_stalled")],
+        "yourlogic_http_connections_closed_total",
+        &[("listener", "events"), ("reason", "evicted_stalled")],
     );
     assert!(evicted >= 1.0, "no stalled connection counted as evicted");
     Ok(())

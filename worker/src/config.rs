@@ -142,7 +142,8 @@ pub struct WorkerArgs {
     #[arg(
         long,
         env = "SALTEDCX_API_URL",
-        default_value = "https://api.{region}.salted.cx"
+        default_value = "https://api.{region}.salted.cx",
+        hide_env_values = true
     )]
     pub api_url: String,
     /// The conversation logic.
@@ -162,7 +163,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "REPLY_LANGUAGE", value_enum, default_value_t = ReplyLanguage::Customer)]
     pub reply_language: ReplyLanguage,
     /// With `LOGIC=http`: the URL every event is POSTed to (required then).
-    #[arg(long, env = "LOGIC_URL")]
+    #[arg(long, env = "LOGIC_URL", hide_env_values = true)]
     pub logic_url: Option<String>,
     /// With `LOGIC=http`: the longest wait for the delegate's answer (always bounded by the time
     /// left before the event's deadline).
@@ -218,7 +219,11 @@ pub struct GenerativeArgs {
     /// With `LOGIC=generative`: the base URL of an OpenAI-compatible API, up to before
     /// `/chat/completions` (e.g. `https://api.openai.com/v1`, `http://vllm:8000/v1`,
     /// `http://ollama:11434/v1`; Azure: `https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT?api-version=2024-10-21`).
-    #[arg(long = "generative-url", env = "GENERATIVE_URL")]
+    #[arg(
+        long = "generative-url",
+        env = "GENERATIVE_URL",
+        hide_env_values = true
+    )]
     pub url: Option<String>,
     /// With `LOGIC=generative`: the model name sent with each request.
     #[arg(long = "generative-model", env = "GENERATIVE_MODEL")]

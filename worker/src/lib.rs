@@ -175,13 +175,14 @@ impl Worker {
         // Every task lives in this set, so dropping `run` (an aborted task in tests) stops them
         // all, like a killed process.
         let mut tasks = tokio::task::JoinSet::new();
-        let health = axum::serve(self.listener, shared::health::routes(readiness))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
-        tasks.spawn(async move {
-            if let Err(err) = health.await {
-                tracing::error!(error = %err, "health server failed");
-            }
-        });
+        // The same hardened server as the ingress's (header and idle timeouts, a connection
+        // cap): the port is reachable by whatever can reach the pod.
+        tasks.spawn(shared::server::serve(
+            self.listener,
+            shared::health::routes(readiness),
+            shared::server::Limits::admin(),
+            stop.clone().cancelled_owned(),
+        ));
         let mut js = jetstream::new(self.client.clone());
         js.set_timeout(API_TIMEOUT);
         tasks.spawn(shared::queue::monitor(

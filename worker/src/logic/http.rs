@@ -71,7 +71,7 @@ impl HttpLogic {
     /// deadline is nearer). Connections are pooled and reused.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, HttpLogicError> {
         let bad = |reason: String| HttpLogicError::BadUrl {
-            url: url.to_string(),
+            url: redacted(url),
             reason,
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -133,11 +133,11 @@ impl Logic for HttpLogic {
             .body(context.raw.clone())
             .send()
             .await;
-        let response = sent.map_err(|e| unavailable(&e, budget))?;
+        let response = sent.map_err(|e| unavailable(e, budget))?;
         let status = response.status();
         let body = match read_capped(response, MAX_REPLY_BYTES).await {
             Ok(body) => body,
-            Err(BodyError::Read(e)) => return Err(unavailable(&e, budget)),
+            Err(BodyError::Read(e)) => return Err(unavailable(e, budget)),
             Err(BodyError::TooLarge(max)) => {
                 return Err(LogicError::Failed(format!(
                     "the logic delegate's reply is larger than {max} bytes"
@@ -181,13 +181,30 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, LogicError> {
     Ok(reply)
 }
 
-fn unavailable(err: &reqwest::Error, budget: Duration) -> LogicError {
+/// The delegate could not be reached. The error text leaves the URL out: it may carry a key in
+/// its query, and the text ends up in dead letters and logs.
+fn unavailable(err: reqwest::Error, budget: Duration) -> LogicError {
     if err.is_timeout() {
         LogicError::Unavailable(format!(
             "the logic delegate did not answer within {budget:?}"
         ))
     } else {
+        let err = err.without_url();
         LogicError::Unavailable(format!("the logic delegate is unreachable: {err}"))
+    }
+}
+
+/// `url` without what may be secret (user and password, query, fragment), for messages.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Serving HTTP/1.1 the way a public endpoint facing thousands of Salted CX connections needs,
-//! which `axum::serve` does not provide:
+//! which `axum::serve` does not provide (used for the ingress's events and every service's
+//! health and metrics endpoints):
 //!
 //! - **Connection cap with eviction.** At most `max_connections` connections are open. At the
 //!   cap, a new connection does not wait for an idle one to time out: the longest-idle
@@ -27,11 +28,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::names;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shared::telemetry::names;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -47,9 +48,15 @@ pub const MAX_HEADER_BUFFER: usize = 64 * 1024;
 /// a real client sends a head in milliseconds.
 pub const STALLED_AFTER: Duration = Duration::from_secs(1);
 
-/// Connection limits of the ingress listener.
+/// The address of the peer of a request's connection, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Connection limits of a listener, and its name in the metrics (label `listener`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The `listener` label of the connection metrics (`events`, `admin`).
+    pub listener: &'static str,
     /// Time a client has to send a request's head.
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection stays open.
@@ -58,6 +65,20 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most connections open at once from one peer address (0: no limit).
     pub max_per_peer: usize,
+}
+
+impl Limits {
+    /// Limits for an operational listener (health, readiness, metrics): few connections, from
+    /// probes and scrapers.
+    pub fn admin() -> Self {
+        Self {
+            listener: "admin",
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            max_per_peer: 0,
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets open
@@ -80,7 +101,7 @@ pub async fn serve(
     loop {
         let slot = tokio::select! {
             () = &mut shutdown => break,
-            slot = make_room(&slots, &registry) => slot,
+            slot = make_room(&slots, &registry, limits.listener) => slot,
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -95,13 +116,13 @@ pub async fn serve(
             },
         };
         let Some(registered) = registry.open(peer.ip()) else {
-            closed("peer_limit");
+            closed(limits.listener, "peer_limit");
             continue;
         };
         let _ = stream.set_nodelay(true);
         let (http, router, stopping) = (http.clone(), router.clone(), stopping.clone());
         connections.spawn(async move {
-            metrics::gauge!(names::INGRESS_CONNECTIONS).increment(1.0);
+            metrics::gauge!(names::HTTP_CONNECTIONS, "listener" => limits.listener).increment(1.0);
             connection(
                 stream,
                 peer,
@@ -112,7 +133,7 @@ pub async fn serve(
                 &stopping,
             )
             .await;
-            metrics::gauge!(names::INGRESS_CONNECTIONS).decrement(1.0);
+            metrics::gauge!(names::HTTP_CONNECTIONS, "listener" => limits.listener).decrement(1.0);
             drop(registered);
             drop(slot);
         });
@@ -128,12 +149,13 @@ pub async fn serve(
 async fn make_room(
     slots: &Arc<Semaphore>,
     registry: &Registry,
+    listener: &'static str,
 ) -> tokio::sync::OwnedSemaphorePermit {
     if let Ok(slot) = slots.clone().try_acquire_owned() {
         return slot;
     }
     if let Some(eviction) = registry.evict_one() {
-        closed(eviction.label());
+        closed(listener, eviction.label());
     }
     loop {
         tokio::select! {
@@ -146,15 +168,16 @@ async fn make_room(
             // Connections may become idle or stall meanwhile.
             () = tokio::time::sleep(Duration::from_millis(100)) => {
                 if let Some(eviction) = registry.evict_one() {
-                    closed(eviction.label());
+                    closed(listener, eviction.label());
                 }
             }
         }
     }
 }
 
-fn closed(reason: &'static str) {
-    metrics::counter!(names::INGRESS_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
+fn closed(listener: &'static str, reason: &'static str) {
+    metrics::counter!(names::HTTP_CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason)
+        .increment(1);
 }
 
 /// Serves one connection until it ends, enforcing the header and idle timeouts and closing it
@@ -176,7 +199,7 @@ async fn connection(
             async move {
                 state.request_started();
                 let mut request = request.map(Body::new);
-                request.extensions_mut().insert(crate::events::Peer(peer));
+                request.extensions_mut().insert(Peer(peer));
                 let response = router.oneshot(request).await;
                 state.request_finished();
                 Ok::<_, Infallible>(match response {
@@ -220,10 +243,10 @@ async fn connection(
                 if timeout_of(phase, &limits).is_some_and(|limit| lasted >= limit) {
                     if phase == Phase::Head {
                         // Slow or silent client: dropped without a response.
-                        closed("header_timeout");
+                        closed(limits.listener, "header_timeout");
                         return;
                     }
-                    closed("idle_timeout");
+                    closed(limits.listener, "idle_timeout");
                     closing = true;
                     served.as_mut().graceful_shutdown();
                 }
