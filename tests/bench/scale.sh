@@ -65,12 +65,13 @@ sim="${STACK_BIN_DIR}/saltedcx-sim"
 cat "${OUT}/machine.txt" >&2
 stack_trap
 
-# on CORES COMMAND...: COMMAND pinned to CORES (when pinning), else as is.
-on() {
-    local cores="$1"
-    shift
-    if [[ -n "$cores" ]]; then taskset -c "$cores" "$@"; else "$@"; fi
+# pinned CORES: the command prefix that pins a process to CORES (nothing without pinning). Used
+# unquoted before a command, so that the started process itself (taskset execs it) is the one
+# whose pid and CPU are recorded.
+pinned() {
+    if [[ -n "$1" ]]; then echo "taskset -c $1"; fi
 }
+# shellcheck disable=SC2046 # $(pinned ...) is split into a command prefix on purpose
 
 seconds() {
     case "$1" in *s) echo "${1%s}" ;; *m) echo $(("${1%m}" * 60)) ;; *) echo "$1" ;; esac
@@ -83,15 +84,15 @@ start_rust() {
     local ingresses="$1" workers="$2" shards="$3" i urls=()
     local nats_bin
     nats_bin="$("${REPO}/scripts/install-nats-server.sh")"
-    stack_start nats on "$service_cores" "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$NATS_PORT"
+    stack_start nats $(pinned "$service_cores") "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$NATS_PORT"
     export NATS_URL="nats://127.0.0.1:${NATS_PORT}" SHARDS="$shards"
     for ((i = 1; i <= ingresses; i++)); do
-        stack_start "ingress-$i" on "$service_cores" env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + i))" \
+        stack_start "ingress-$i" $(pinned "$service_cores") env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + i))" \
             "${STACK_BIN_DIR}/ingress"
         urls+=("http://127.0.0.1:$((INGRESS_BASE + i))/v1/events")
     done
     for ((i = 1; i <= workers; i++)); do
-        stack_start "worker-$i" on "$service_cores" env WORKER_ADDR="127.0.0.1:$((WORKER_BASE + i))" \
+        stack_start "worker-$i" $(pinned "$service_cores") env WORKER_ADDR="127.0.0.1:$((WORKER_BASE + i))" \
             SALTEDCX_API_URL="http://127.0.0.1:${SIM_PORT}" "${STACK_BIN_DIR}/worker"
     done
     for ((i = 1; i <= ingresses; i++)); do
@@ -114,13 +115,13 @@ start_python() {
         "${venv}/bin/pip" install --quiet --disable-pip-version-check \
             -r "${REPO}/tests/bench/python/requirements.txt" >&2
     fi
-    stack_start nats on "$service_cores" "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$NATS_PORT"
+    stack_start nats $(pinned "$service_cores") "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$NATS_PORT"
     export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
     sleep 1
-    stack_start "ingress-1" on "$service_cores" env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + 1))" \
+    stack_start "ingress-1" $(pinned "$service_cores") env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + 1))" \
         "${venv}/bin/python" "${REPO}/tests/bench/python/ingress.py"
     for ((i = 1; i <= workers; i++)); do
-        stack_start "worker-$i" on "$service_cores" env SALTEDCX_API_URL="http://127.0.0.1:${SIM_PORT}" \
+        stack_start "worker-$i" $(pinned "$service_cores") env SALTEDCX_API_URL="http://127.0.0.1:${SIM_PORT}" \
             "${venv}/bin/python" "${REPO}/tests/bench/python/worker.py"
     done
     for _ in $(seq 1 100); do stack_port_free "$((INGRESS_BASE + 1))" || break; sleep 0.2; done
@@ -137,7 +138,7 @@ run() {
     local processes=("$@")
     stack_cpu_snapshot "${processes[@]}" >"${RUN_DIR}/cpu-before"
     limit=$(($(seconds "$duration") + 120))
-    on "$sim_cores" timeout --signal=TERM "$limit" "$sim" load --listen "127.0.0.1:${SIM_PORT}" \
+    $(pinned "$sim_cores") timeout --signal=TERM "$limit" "$sim" load --listen "127.0.0.1:${SIM_PORT}" \
         --ingress-url "$urls" --conversations "$conversations" --duration "$duration" \
         --warmup "$warmup" --event-size "$size" --progress 0s \
         --report-json "${OUT}/${label}-${conversations}.json" >"${OUT}/${label}-${conversations}.txt" 2>&1 || true
