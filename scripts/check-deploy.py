@@ -591,6 +591,22 @@ def probe_path(container: dict, probe: str) -> str | None:
     return ((container.get(probe) or {}).get("httpGet") or {}).get("path")
 
 
+def check_work_triggers(triggers: list[dict], worker: dict, fails: Failures) -> None:
+    """The worker ScaledObject measures the work the workers hold (up to IN_FLIGHT_PER_PARTITION events per partition):
+    events in flight, or the workers' CPU (which needs a CPU request on the container)."""
+    in_flight = [t for t in triggers if t["type"] == "prometheus"
+                 and re.search(r"sum\(max by \(partition\) \(yourlogic_queue_in_flight", t["metadata"].get("query", ""))]
+    cpu = [t for t in triggers if t["type"] == "cpu"]
+    fails.check(bool(in_flight or cpu),
+                "ScaledObject worker must also scale on the work the workers hold: "
+                "sum(max by (partition) (yourlogic_queue_in_flight)) or a cpu trigger")
+    containers = {c["name"]: c for c in pod_spec(worker).get("containers", [])}
+    for trig in cpu:
+        name = trig["metadata"].get("containerName", "worker")
+        request = ((containers.get(name) or {}).get("resources") or {}).get("requests", {}).get("cpu")
+        fails.check(bool(request), f"ScaledObject worker cpu trigger: container {name} needs a CPU request")
+
+
 def cmd_k8s(args: list[str]) -> int:
     rendered, overlay = Path(args[0]), args[1]
     docs = load_yaml_docs(rendered)
@@ -723,9 +739,11 @@ def cmd_k8s(args: list[str]) -> int:
             lo, hi = so["spec"].get("minReplicaCount", 0), so["spec"].get("maxReplicaCount", 100)
             fails.check(lo <= hi, f"ScaledObject worker: minReplicaCount {lo} > maxReplicaCount {hi}")
             fails.check(hi <= partitions, f"ScaledObject worker: maxReplicaCount {hi} > PARTITIONS {partitions} (extra workers idle)")
-            queries = [t["metadata"].get("query", "") for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
+            triggers = so["spec"]["triggers"]
+            queries = [t["metadata"].get("query", "") for t in triggers if t["type"] == "prometheus"]
             fails.check(any(re.search(r"sum\(max by \(partition\) \(yourlogic_queue_pending", q) for q in queries),
                         "ScaledObject worker must scale on sum(max by (partition) (yourlogic_queue_pending))")
+            check_work_triggers(triggers, worker, fails)
         mounts = [m for c in pod_spec(worker)["containers"] for m in c.get("volumeMounts", [])]
         fails.check(any(m["mountPath"] == "/etc/yourlogic" for m in mounts), "worker must mount the playbook at /etc/yourlogic")
         playbook = [cm for n, cm in configmaps.items() if n.startswith("yourlogic-playbook")]
