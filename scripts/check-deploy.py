@@ -13,6 +13,12 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
     metrics OUT.txt               every yourlogic_* name used by dashboards, rules and KEDA is
                                   exported by the services; writes the names to OUT.txt
     used-metric-names [--base]    prints the used names, one per line (stdlib only)
+    compose-tls CONFIG.json       the compose stack with compose.tls.yaml: NATS requires TLS, the
+                                  services connect with tls:// and trust the mounted CA
+    nats-pod-config RENDERED.yaml OUT
+                                  writes the rendered production NATS configuration as its pod
+                                  sees it under OUT (certificate paths moved below OUT), for
+                                  `nats-server -t` with throwaway secrets
     nats-values                   sanity of deploy/k8s/nats/values.yaml (Helm chart values)
     docs                          docs/deploy.md covers what the manifests point to
 """
@@ -25,6 +31,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts/lib"))
+import nats_security  # noqa: E402  (scripts/lib, stdlib only)
+
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "docker/Dockerfile"
 DASHBOARD_DIR = DEPLOY / "grafana/dashboards"
@@ -454,6 +463,7 @@ def cmd_compose(args: list[str]) -> int:
     for name, dep in (("ingress", "nats"), ("worker", "nats")):
         cond = (services[name].get("depends_on") or {}).get(dep, {}).get("condition")
         fails.check(cond == "service_healthy", f"{name} must wait for {dep} to be healthy")
+    check_compose_nats(services, fails, require_tls=False)
 
     # Prometheus scrapes ingress, every worker and the NATS exporter, and loads the rules.
     prom = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
@@ -607,6 +617,100 @@ def check_work_triggers(triggers: list[dict], worker: dict, fails: Failures) -> 
         fails.check(bool(request), f"ScaledObject worker cpu trigger: container {name} needs a CPU request")
 
 
+# Secrets the production overlay expects to exist (created from your secret store; docs/deploy.md).
+PRODUCTION_SECRETS = {"yourlogic-saltedcx-token", "yourlogic-nats-tls", "yourlogic-nats-ca",
+                      "yourlogic-nats-ingress", "yourlogic-nats-worker", "yourlogic-nats-admin"}
+
+
+NATS_SECRETS_EXAMPLE = DEPLOY / "k8s/overlays/production/nats-secrets.example.yaml"
+
+
+def check_example_secrets(fails: Failures) -> None:
+    """The example NATS Secrets: valid Secrets, exactly the NATS ones production expects, with
+    placeholder values only."""
+    docs = load_yaml_docs(NATS_SECRETS_EXAMPLE)
+    for doc in docs:
+        validate_schema(doc, fails)
+        for key, value in (doc.get("stringData") or {}).items():
+            fails.check("replace" in value.lower(), f"{rel(NATS_SECRETS_EXAMPLE)}: {doc['metadata']['name']}.{key} is not a placeholder")
+    names = {d["metadata"]["name"] for d in docs}
+    expected = {n for n in PRODUCTION_SECRETS if n.startswith("yourlogic-nats-")}
+    fails.check(names == expected, f"{rel(NATS_SECRETS_EXAMPLE)} shows {sorted(names)}, production expects {sorted(expected)}")
+
+
+def env_sources(doc: dict, container: str) -> dict:
+    """The container's env entries by name: the literal value, or the secretKeyRef (name, key)."""
+    result = {}
+    for c in pod_spec(doc).get("containers", []):
+        if c["name"] == container:
+            for item in c.get("env", []):
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                result[item["name"]] = (ref["name"], ref["key"]) if ref else item.get("value")
+    return result
+
+
+def secret_mounts(doc: dict, container: str) -> list[str]:
+    """Mount paths of the container's Secret volumes."""
+    secret_volumes = {v["name"] for v in pod_spec(doc).get("volumes", []) if "secret" in v}
+    return [m["mountPath"] for c in pod_spec(doc).get("containers", []) if c["name"] == container
+            for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]
+
+
+def under_any(path: str, dirs: list[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def nats_conf_of(configmaps: dict) -> dict:
+    """The rendered NATS configuration (nats-config's nats.conf with its includes, which must be
+    keys of the same ConfigMap since it is mounted as one directory)."""
+    data = next((cm.get("data", {}) for n, cm in configmaps.items() if n.startswith("nats-config")), {})
+    def include(path: str) -> str:
+        name = Path(path).name
+        if name not in data:
+            raise nats_security.ParseError(f"include {path}: no key {name} in the nats-config ConfigMap")
+        return data[name]
+    return nats_security.parse(data.get("nats.conf", ""), include)
+
+
+def check_nats_locked_down(nats: dict, services: dict, configmaps: dict, wenv: dict, fails: Failures) -> None:
+    """Production NATS: authentication and permissions, TLS for clients and routes, the secrets
+    wired from Secrets, and each service logging in as its own user over TLS."""
+    try:
+        conf = nats_conf_of(configmaps)
+    except nats_security.ParseError as err:
+        fails.add(f"nats.conf: {err}")
+        return
+    layout_shards = int(wenv.get("SHARDS", "1"))
+    stream = wenv.get("STREAM_NAME", "YOURLOGIC_EVENTS")
+    streams = [stream] if layout_shards == 1 else [f"{stream}_{i}" for i in range(layout_shards)]
+    for problem in nats_security.locked_down(conf, streams, cluster_routes=nats["spec"].get("replicas", 1) > 1,
+                                             require_tls=True):
+        fails.add(f"production NATS: {problem}")
+    nenv = env_sources(nats, "nats")
+    for name in sorted(nats_security.env_references(conf) - {"SERVER_NAME"}):
+        fails.check(isinstance(nenv.get(name), tuple), f"production NATS: ${name} must come from a Secret (env secretKeyRef)")
+    mounted = secret_mounts(nats, "nats")
+    tls_files = [(conf.get("tls") or {}).get(k) for k in ("cert_file", "key_file")]
+    tls_files += [((conf.get("cluster") or {}).get("tls") or {}).get(k) for k in ("cert_file", "key_file")]
+    for path in sorted(set(filter(None, tls_files))):
+        fails.check(under_any(path, mounted), f"production NATS: {path} is not on a mounted Secret")
+    users = nats_security.users(conf)
+    for service, doc in services.items():
+        senv = {**env_of(doc, service, configmaps), **env_sources(doc, service)}
+        fails.check(senv.get("NATS_USER") == service, f"{service}: NATS_USER must be `{service}` (its own NATS user)")
+        password = senv.get("NATS_PASSWORD")
+        fails.check(isinstance(password, tuple), f"{service}: NATS_PASSWORD must come from a Secret")
+        user_password = (users.get(service, ("", {}))[1].get("password") or {})
+        server_side = nenv.get(user_password.get("$env", "")) if isinstance(user_password, dict) else None
+        fails.check(password is None or password == server_side,
+                    f"{service}: NATS_PASSWORD ({password}) is not the Secret NATS checks user {service} against ({server_side})")
+        uses_tls = str(senv.get("NATS_URL", "")).startswith("tls://") or str(senv.get("NATS_TLS", "")).lower() == "true"
+        fails.check(uses_tls, f"{service}: must connect to NATS over TLS (NATS_URL tls://... or NATS_TLS=true)")
+        ca = senv.get("NATS_TLS_CA_FILE")
+        fails.check(isinstance(ca, str) and under_any(ca, secret_mounts(doc, service)),
+                    f"{service}: NATS_TLS_CA_FILE ({ca}) must be a file of a mounted Secret (the cluster's CA)")
+
+
 def cmd_k8s(args: list[str]) -> int:
     rendered, overlay = Path(args[0]), args[1]
     docs = load_yaml_docs(rendered)
@@ -643,7 +747,7 @@ def cmd_k8s(args: list[str]) -> int:
             check_workload(doc, fails)
 
     # References between objects resolve (kustomize renames generated ConfigMaps consistently).
-    external_secrets = {"yourlogic-saltedcx-token"} if overlay == "production" else set()
+    external_secrets = PRODUCTION_SECRETS if overlay == "production" else set()
     for wname, doc in workloads.items():
         spec = pod_spec(doc)
         for c in spec.get("containers", []):
@@ -659,6 +763,9 @@ def cmd_k8s(args: list[str]) -> int:
         for vol in spec.get("volumes", []):
             if "configMap" in vol:
                 fails.check(vol["configMap"]["name"] in configmaps, f"{wname}: volume ConfigMap {vol['configMap']['name']} missing")
+            if "secret" in vol:
+                sname = vol["secret"]["secretName"]
+                fails.check(sname in secrets or sname in external_secrets, f"{wname}: volume Secret {sname} not rendered")
     for sname, svc in by_kind.get("Service", {}).items():
         sel = svc["spec"].get("selector") or {}
         matched = [w for w in workloads.values() if selector_matches({"matchLabels": sel}, pod_labels(w))]
@@ -729,10 +836,15 @@ def cmd_k8s(args: list[str]) -> int:
             if nats_replicas > 1:
                 fails.check("cluster" in conf and all(f"nats-{i}.nats-headless" in conf for i in range(nats_replicas)),
                             f"nats.conf must route to all {nats_replicas} servers")
+        if overlay == "production" and nats:
+            check_nats_locked_down(nats, {"ingress": ingress, "worker": worker}, configmaps, wenv, fails)
         if overlay == "production":
             fails.check(replicas == 3, f"production needs STREAM_REPLICAS=3, has {replicas}")
             fails.check(not any(s["metadata"].get("annotations", {}).get("yourlogic.example/placeholder") for s in secrets.values()),
                         "production must not ship the example token Secret")
+            fails.check(not (PRODUCTION_SECRETS & set(secrets)),
+                        f"production must not render {sorted(PRODUCTION_SECRETS & set(secrets))}: they come from your secret store")
+            check_example_secrets(fails)
         sos = [so for so in by_kind.get("ScaledObject", {}).values() if so["spec"]["scaleTargetRef"]["name"] == "worker"]
         fails.check(bool(sos) or overlay == "base", "worker needs a KEDA ScaledObject")
         for so in sos:
@@ -767,6 +879,83 @@ def cmd_k8s(args: list[str]) -> int:
         f"{overlay}: {len(docs)} objects valid ({kinds_seen['core']} against Kubernetes {' and '.join(K8S_VERSIONS)} "
         f"strict schemas, {kinds_seen['crd']} against bundled CRD schemas), policy checks passed"
     )
+
+
+def cmd_nats_pod_config(args: list[str]) -> int:
+    """Writes the rendered nats-config ConfigMap to OUT/etc/nats-config/ with every absolute
+    /etc/ path moved below OUT/etc/, so that `nats-server -c OUT/etc/nats-config/nats.conf -t`
+    checks what the pod runs against certificates made for the check."""
+    rendered, out = Path(args[0]), Path(args[1])
+    configmaps = {d["metadata"]["name"]: d for d in load_yaml_docs(rendered) if d["kind"] == "ConfigMap"}
+    data = next((cm.get("data", {}) for n, cm in configmaps.items() if n.startswith("nats-config")), None)
+    if not data:
+        print(f"no nats-config ConfigMap in {rendered}")
+        return 1
+    target = out / "etc/nats-config"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in data.items():
+        text = re.sub(r"(?<![\w.])/etc/", lambda _: f"{out}/etc/", text)
+        (target / name).write_text(text, encoding="utf-8")
+    print(f"{', '.join(sorted(data))} written to {target}")
+    return 0
+
+
+def compose_nats_conf(nats: dict, config_target: str) -> dict:
+    """The compose NATS configuration mounted at `config_target`, includes resolved through the
+    service's other bind mounts (as the container sees them)."""
+    mounts = {v["target"]: Path(v["source"]) for v in nats.get("volumes", []) if v.get("type") == "bind"}
+    base = Path(config_target).parent
+    def read(path: str) -> str:
+        target = str((base / path).resolve()) if not path.startswith("/") else path
+        if target not in mounts:
+            raise nats_security.ParseError(f"include {path}: nothing mounted at {target}")
+        return mounts[target].read_text(encoding="utf-8")
+    return nats_security.parse(read(config_target), read)
+
+
+NATS_CONFIG_TARGET = "/etc/nats/yourlogic.conf"
+
+
+def check_compose_nats(services: dict, fails: Failures, require_tls: bool) -> None:
+    """NATS in compose has the production users and permissions; each service logs in as its
+    own user with the password NATS checks it against (and over TLS with `require_tls`)."""
+    nats = services["nats"]
+    try:
+        conf = compose_nats_conf(nats, NATS_CONFIG_TARGET)
+    except (nats_security.ParseError, OSError) as err:
+        fails.add(f"nats config: {err}")
+        return
+    mounts = {v["target"]: v["source"] for v in nats.get("volumes", []) if v.get("type") == "bind"}
+    production = str(DEPLOY / "k8s/overlays/production/nats-auth.conf")
+    fails.check(production in mounts.values(), "nats must mount the production permissions "
+                "(deploy/k8s/overlays/production/nats-auth.conf)")
+    env = services["worker"].get("environment", {})
+    for problem in nats_security.locked_down(conf, [env.get("STREAM_NAME", "YOURLOGIC_EVENTS")],
+                                             cluster_routes=False, require_tls=require_tls):
+        fails.add(f"compose NATS: {problem}")
+    nenv = nats.get("environment", {})
+    users = nats_security.users(conf)
+    for name in nats_security.env_references(conf):
+        fails.check(bool(nenv.get(name)), f"nats: ${name} is not set in its environment")
+    for service in ("ingress", "worker"):
+        senv = services[service].get("environment", {})
+        fails.check(senv.get("NATS_USER") == service, f"{service}: NATS_USER must be `{service}`")
+        expected = (users.get(service, ("", {}))[1].get("password") or {})
+        variable = expected.get("$env") if isinstance(expected, dict) else None
+        fails.check(bool(senv.get("NATS_PASSWORD")) and senv.get("NATS_PASSWORD") == nenv.get(variable or ""),
+                    f"{service}: NATS_PASSWORD must equal the nats service's {variable}")
+        if require_tls:
+            fails.check(str(senv.get("NATS_URL", "")).startswith("tls://"), f"{service}: NATS_URL must be tls://")
+            ca = senv.get("NATS_TLS_CA_FILE", "")
+            smounts = {v["target"] for v in services[service].get("volumes", []) if v.get("type") == "bind"}
+            fails.check(ca in smounts, f"{service}: NATS_TLS_CA_FILE ({ca}) is not mounted")
+
+
+def cmd_compose_tls(args: list[str]) -> int:
+    config = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    fails = Failures()
+    check_compose_nats(config.get("services", {}), fails, require_tls=True)
+    return fails.finish("compose.tls.yaml: NATS requires TLS; ingress and worker use tls:// with the mounted CA")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -814,6 +1003,8 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "used-metric-names": cmd_used_metric_names,
     "nats-values": cmd_nats_values,
+    "nats-pod-config": cmd_nats_pod_config,
+    "compose-tls": cmd_compose_tls,
     "docs": cmd_docs,
 }
 

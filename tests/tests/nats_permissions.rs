@@ -1,0 +1,478 @@
+//! The production NATS permissions, proven against a real nats-server that requires TLS from
+//! every client, as production does. The permissions are the committed file
+//! `deploy/k8s/overlays/production/nats-auth.conf`, loaded as it is (the production overlay and
+//! the compose stack include the same file): the pipeline works end to end with its restricted
+//! users (the ingress alone in its own account, the workers in the pipeline's) without a single
+//! permission violation, and an ingress credential can store events but cannot read them, delete
+//! or purge streams, write answers or dead letters, or pose as a worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use async_trait::async_trait;
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use shared::answer::{Action, Reply};
+use shared::config::NatsArgs;
+use shared::event::Event;
+use shared::secret::Secret;
+use testkit::stack::{self, Accepted, Poster, Service, TOKEN};
+use testkit::{EventBuilder, FakeSaltedCx, NatsOptions, NatsServer};
+use worker::admin::dead_letters::DeadLetters;
+use worker::logic::{Context, Logic, LogicError};
+
+const READY: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(20);
+const EVENT_STREAM: &str = "YOURLOGIC_EVENTS";
+const INGRESS_PASSWORD: &str = "pIngress7c1e";
+const WORKER_PASSWORD: &str = "pWorker93ad0";
+const ADMIN_PASSWORD: &str = "pAdmin5b2f8";
+
+/// The permissions file the deployment uses.
+fn permissions_file() -> PathBuf {
+    testkit::workspace_root().join("deploy/k8s/overlays/production/nats-auth.conf")
+}
+
+fn tls_fixture(name: &str) -> PathBuf {
+    testkit::workspace_root()
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+/// A nats-server with the production permissions (the committed file, copied next to a config
+/// that includes it) and TLS required from every client. The test's own connections are the
+/// administrator's; the passwords reach the server through its environment, as in Kubernetes.
+async fn secured_nats(dir: &tempfile::TempDir) -> Result<NatsServer> {
+    std::fs::copy(permissions_file(), dir.path().join("nats-auth.conf"))
+        .with_context(|| format!("copying {}", permissions_file().display()))?;
+    let config = dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "include ./nats-auth.conf\ntls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  \
+             timeout: 2\n}}\n",
+            tls_fixture("server.pem").display(),
+            tls_fixture("server-key.pem").display()
+        ),
+    )?;
+    NatsServer::start_with(NatsOptions {
+        extra_args: vec!["-c".into(), config.display().to_string()],
+        user: Some(("admin".into(), ADMIN_PASSWORD.into())),
+        tls_ca: Some(tls_fixture("ca.pem")),
+        env: vec![
+            ("NATS_INGRESS_PASSWORD".into(), INGRESS_PASSWORD.into()),
+            ("NATS_WORKER_PASSWORD".into(), WORKER_PASSWORD.into()),
+            ("NATS_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ],
+        ..Default::default()
+    })
+    .await
+}
+
+/// `tls://127.0.0.1:<port>`, what the services are given.
+fn tls_url(nats: &NatsServer) -> String {
+    format!("tls://127.0.0.1:{}", nats.port())
+}
+
+/// The NATS settings of a service logging in as `user`, over TLS with the private CA.
+fn login(nats: &mut NatsArgs, url: &str, user: &str, password: &str) {
+    nats.nats_url = url.to_string();
+    nats.nats_user = Some(user.into());
+    nats.nats_password = Some(Secret::new(password));
+    nats.nats_tls = true;
+    nats.nats_tls_ca_file = Some(tls_fixture("ca.pem"));
+}
+
+/// A client logged in as `user` (not a service: a credential in someone else's hands).
+async fn connect_as(nats: &NatsServer, user: &str, password: &str) -> Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .user_and_password(user.into(), password.into())
+        .require_tls(true)
+        .add_root_certificates(tls_fixture("ca.pem"))
+        .connection_timeout(Duration::from_secs(2))
+        .connect(tls_url(nats))
+        .await
+        .with_context(|| format!("connecting as {user}"))
+}
+
+/// Answers customer messages with `ok: <text>`; fails for messages starting with `fail` (so
+/// they are dead-lettered). Not deterministic, so every answer is claimed in the answers bucket
+/// before its callback.
+struct FailOnRequest;
+
+#[async_trait]
+impl Logic for FailOnRequest {
+    async fn decide(&self, event: &Event, _context: &Context) -> Result<Reply, LogicError> {
+        let text = event.trigger_texts().next().unwrap_or_default().to_string();
+        if text.starts_with("fail") {
+            return Err(LogicError::Failed(format!("refusing {text}")));
+        }
+        Ok(Reply::with_actions(vec![Action::message(format!(
+            "ok: {text}"
+        ))]))
+    }
+}
+
+async fn start_ingress(nats: &NatsServer) -> Result<Service> {
+    let url = tls_url(nats);
+    let ingress = stack::start_ingress(&url, |c| {
+        login(&mut c.nats, &url, "ingress", INGRESS_PASSWORD)
+    })
+    .await?;
+    stack::wait_ready(&ingress, READY)
+        .await
+        .with_context(|| server_log(nats))?;
+    Ok(ingress)
+}
+
+async fn start_worker(nats: &NatsServer, fake: &FakeSaltedCx) -> Result<Service> {
+    let url = tls_url(nats);
+    let worker = stack::start_worker(&url, &fake.base_url(), Arc::new(FailOnRequest), |c| {
+        login(&mut c.nats, &url, "worker", WORKER_PASSWORD)
+    })
+    .await?;
+    stack::wait_ready(&worker, READY)
+        .await
+        .with_context(|| server_log(nats))?;
+    Ok(worker)
+}
+
+/// Posts `events_each` events in each of 8 conversations and waits until every one was
+/// answered, in order per conversation.
+async fn round_is_answered(poster: &Poster, fake: &FakeSaltedCx, prefix: &str) -> Result<()> {
+    let accepted: Accepted =
+        stack::post_conversations(poster, prefix, 8, 3, Duration::from_secs(15)).await?;
+    for (_, ids) in &accepted {
+        for id in ids {
+            fake.wait_for_request(id, WAIT).await?;
+        }
+    }
+    let verdict = stack::verdict(&accepted, &fake.callbacks());
+    ensure!(
+        verdict.lost == 0 && verdict.order_violations == 0,
+        "round {prefix}: {verdict:?}"
+    );
+    Ok(())
+}
+
+/// The server's log, for failure messages.
+fn server_log(nats: &NatsServer) -> String {
+    let log = std::fs::read_to_string(nats.log_path()).unwrap_or_default();
+    format!("nats-server log:\n{log}")
+}
+
+/// The server log's permission violations (nats-server logs each refused publish or
+/// subscription as an error naming the user and the subject).
+fn violations(nats: &NatsServer) -> Result<Vec<String>> {
+    let log = std::fs::read_to_string(nats.log_path())?;
+    Ok(log
+        .lines()
+        .filter(|line| line.contains("Violation"))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Waits until `worker` owns at least one partition.
+async fn owns_partitions(worker: &Service) -> bool {
+    testkit::wait_until(READY, Duration::from_millis(100), || async {
+        stack::scrape(worker)
+            .await
+            .is_ok_and(|page| stack::metric_value(&page, "yourlogic_worker_partitions", &[]) > 0.0)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_works_end_to_end_under_the_production_nats_permissions_over_tls() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let nats = secured_nats(&dir).await?;
+    let outcome = run_the_pipeline(&nats).await;
+    // A refused subject explains most failures above, so it is reported first.
+    let refused = violations(&nats)?;
+    assert!(refused.is_empty(), "permission violations: {refused:#?}");
+    outcome
+}
+
+/// Everything the services do with NATS: the ingress sets up the stream and stores events;
+/// workers set up their streams, consumers and bucket, share the partitions, take them over,
+/// answer (claims in the answers bucket), dead-letter; the operator commands read and purge
+/// dead letters.
+async fn run_the_pipeline(nats: &NatsServer) -> Result<()> {
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+
+    // The ingress first: it creates the event stream itself, through its account's imports.
+    let ingress = start_ingress(nats).await?;
+    let poster = Poster::new(&ingress.url());
+    let first = start_worker(nats, &fake).await?;
+    round_is_answered(&poster, &fake, "alone").await?;
+
+    // A second worker: the partitions are shared out (membership, unpinning, takeovers).
+    let second = start_worker(nats, &fake).await?;
+    ensure!(
+        owns_partitions(&second).await,
+        "the second worker took no partition"
+    );
+    round_is_answered(&poster, &fake, "shared").await?;
+
+    // The first stops: the second takes every partition.
+    first.stop(Duration::from_secs(30)).await?;
+    round_is_answered(&poster, &fake, "handed-over").await?;
+
+    // A failing event is dead-lettered and answered with the fallback; the operator commands
+    // (`worker dead-letters`) read and purge dead letters with the worker's credentials.
+    let failing = EventBuilder::message("conv-dead", "fail now").build();
+    let failing_id = request_id(&failing).to_string();
+    assert_eq!(poster.post(&failing).await?.0, 202);
+    fake.wait_for_request(&failing_id, WAIT).await?;
+    let mut operator = NatsArgs::plain(tls_url(nats));
+    login(&mut operator, &tls_url(nats), "worker", WORKER_PASSWORD);
+    let letters = DeadLetters::open(&operator).await?;
+    let listed = letters.list(None).await?;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        letters.find(&failing_id).await?.request_id,
+        Some(failing_id)
+    );
+    assert_eq!(letters.purge().await?, 1);
+
+    second.stop(Duration::from_secs(30)).await?;
+    ingress.stop(Duration::from_secs(15)).await?;
+    Ok(())
+}
+
+/// Every message `subscription` has received so far (it was flushed before).
+fn received(subscription: &mut async_nats::Subscriber) -> Vec<async_nats::Message> {
+    let mut all = Vec::new();
+    while let Some(Some(message)) = subscription.next().now_or_never() {
+        all.push(message);
+    }
+    all
+}
+
+fn mentions(messages: &[async_nats::Message], text: &str) -> bool {
+    messages
+        .iter()
+        .any(|m| String::from_utf8_lossy(&m.payload).contains(text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_credential_cannot_read_events_delete_streams_write_answers_or_pose_as_a_worker()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats = secured_nats(&dir).await?;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    let ingress = start_ingress(&nats).await?;
+    let _worker = start_worker(&nats, &fake).await?;
+    let poster = Poster::new(&ingress.url());
+    let admin = jetstream_of(nats.connect().await?);
+
+    // Someone holding the ingress's credential listens wherever it is allowed to and tries to
+    // listen where it is not; meanwhile an event goes through the pipeline.
+    let spy = connect_as(&nats, "ingress", INGRESS_PASSWORD).await?;
+    let mut inbox = spy.subscribe("_INBOX.>").await?;
+    let mut events = spy.subscribe("yourlogic.events.>").await?;
+    let mut answers = spy.subscribe("$KV.>").await?;
+    let secret_text = "card 4111-secret";
+    let event = EventBuilder::message("conv-spied", secret_text).build();
+    assert_eq!(poster.post(&event).await?.0, 202);
+    fake.wait_for_request(request_id(&event), WAIT).await?;
+    spy.flush().await?;
+    let replies = received(&mut inbox);
+    // It does hear its account's replies (the ingress's publish acknowledgements), only never
+    // the event: JetStream delivers that to the worker's inbox, in the other account.
+    assert!(
+        mentions(&replies, EVENT_STREAM),
+        "the inbox subscription heard nothing"
+    );
+    assert!(
+        !mentions(&replies, secret_text),
+        "the event reached the ingress's inbox"
+    );
+    for (name, subscription) in [("yourlogic.events.>", &mut events), ("$KV.>", &mut answers)] {
+        assert!(received(subscription).is_empty(), "{name} heard something");
+    }
+
+    let spy_js = jetstream_of(spy.clone());
+    // A message no partition consumer takes stays in the stream: what reading, deleting or
+    // purging would reach.
+    let kept = admin
+        .publish("yourlogic.events.unowned", "kept".into())
+        .await?
+        .await?
+        .sequence;
+    let stored_events = || async {
+        let mut stream = admin.get_stream(EVENT_STREAM).await?;
+        Ok::<_, anyhow::Error>(stream.info().await?.state.messages)
+    };
+    let before = stored_events().await?;
+
+    // Reading events: no consumer, no reads of the stream.
+    let mut stream = spy_js.get_stream(EVENT_STREAM).await?;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("spy".into()),
+            ..Default::default()
+        })
+        .await;
+    assert!(consumer.is_err(), "the ingress created a consumer");
+    assert!(stream.get_raw_message(kept).await.is_err());
+    let spy_consumer = admin
+        .get_stream(EVENT_STREAM)
+        .await?
+        .consumer_info("spy")
+        .await;
+    assert!(spy_consumer.is_err(), "the spy's consumer exists");
+
+    // Deleting or purging streams.
+    assert!(spy_js.delete_stream(EVENT_STREAM).await.is_err());
+    assert!(stream.purge().await.is_err());
+    assert!(spy_js.delete_stream("KV_yourlogic_answers").await.is_err());
+    assert_eq!(
+        stored_events().await?,
+        before,
+        "events were deleted or purged"
+    );
+    assert!(admin.get_stream("KV_yourlogic_answers").await.is_ok());
+
+    // Writing answers or dead letters.
+    assert!(spy_js.get_key_value("yourlogic_answers").await.is_err());
+    for subject in ["$KV.yourlogic_answers.forged", "yourlogic.dead.0"] {
+        assert!(
+            stored(&spy_js, subject).await.is_err(),
+            "{subject} was stored"
+        );
+    }
+    let bucket = admin.get_key_value("yourlogic_answers").await?;
+    assert!(
+        bucket.get("forged").await?.is_none(),
+        "an answer was forged"
+    );
+    let letters = admin
+        .get_stream("YOURLOGIC_DEAD_LETTERS")
+        .await?
+        .info()
+        .await?
+        .state
+        .messages;
+    assert_eq!(letters, 0, "a dead letter was forged");
+
+    // Posing as a worker (announcements decide who owns which partition).
+    let mut announcements = admin.client().subscribe("yourlogic.workers").await?;
+    admin.client().flush().await?;
+    spy.publish("yourlogic.workers", r#"{"id":"forged"}"#.into())
+        .await?;
+    spy.flush().await?;
+    admin.client().flush().await?;
+    let heard = received(&mut announcements);
+    assert!(
+        !mentions(&heard, "forged"),
+        "a forged worker announcement was heard"
+    );
+
+    // Even the stream set-up it is allowed cannot leak events to it: republishing stored events
+    // to its inbox subjects delivers them inside the pipeline's account, not the ingress's.
+    let mut config = stream.info().await?.config.clone();
+    config.republish = Some(async_nats::jetstream::stream::Republish {
+        source: ">".into(),
+        destination: "_INBOX.stolen.>".into(),
+        headers_only: false,
+    });
+    spy_js.update_stream(&config).await?;
+    let again = EventBuilder::message("conv-spied", "card 4111-again").build();
+    assert_eq!(poster.post(&again).await?.0, 202);
+    fake.wait_for_request(request_id(&again), WAIT).await?;
+    spy.flush().await?;
+    assert!(
+        !mentions(&received(&mut inbox), "4111-again"),
+        "republished into the ingress's inbox"
+    );
+
+    // The refusals are the permissions' doing: the server names the ingress user for each.
+    let refused = violations(&nats)?.join("\n");
+    for subject in [
+        "yourlogic.events.>",
+        "$KV.>",
+        "$JS.API.CONSUMER.CREATE.YOURLOGIC_EVENTS",
+        "$JS.API.STREAM.DELETE.YOURLOGIC_EVENTS",
+        "$JS.API.STREAM.PURGE.YOURLOGIC_EVENTS",
+        "$KV.yourlogic_answers.forged",
+        "yourlogic.dead.0",
+        "yourlogic.workers",
+    ] {
+        assert!(
+            refused_for(&refused, "INGRESS/user:ingress", subject),
+            "no violation logged for {subject}:\n{refused}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_started_first_set_up_every_stream_and_a_worker_credential_cannot_delete_them()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats = secured_nats(&dir).await?;
+    let fake = FakeSaltedCx::start(TOKEN).await?;
+    // The worker first: it creates the event stream, the dead-letter stream and the bucket.
+    let _worker = start_worker(&nats, &fake).await?;
+    let ingress = start_ingress(&nats).await?;
+    let event = EventBuilder::message("conv-first", "hello").build();
+    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
+    fake.wait_for_request(request_id(&event), WAIT).await?;
+    let refused = violations(&nats)?;
+    assert!(refused.is_empty(), "permission violations: {refused:#?}");
+
+    let js = jetstream_of(connect_as(&nats, "worker", WORKER_PASSWORD).await?);
+    assert!(js.delete_stream(EVENT_STREAM).await.is_err());
+    assert!(js.get_stream(EVENT_STREAM).await?.purge().await.is_err());
+    assert!(js.delete_key_value("yourlogic_answers").await.is_err());
+    assert!(js.delete_stream("YOURLOGIC_DEAD_LETTERS").await.is_err());
+    let admin = jetstream_of(nats.connect().await?);
+    for stream in [
+        EVENT_STREAM,
+        "KV_yourlogic_answers",
+        "YOURLOGIC_DEAD_LETTERS",
+    ] {
+        assert!(admin.get_stream(stream).await.is_ok(), "{stream} is gone");
+    }
+    let refused = violations(&nats)?.join("\n");
+    for subject in [
+        "$JS.API.STREAM.DELETE.YOURLOGIC_EVENTS",
+        "$JS.API.STREAM.PURGE.YOURLOGIC_EVENTS",
+        "$JS.API.STREAM.DELETE.KV_yourlogic_answers",
+        "$JS.API.STREAM.DELETE.YOURLOGIC_DEAD_LETTERS",
+    ] {
+        assert!(
+            refused_for(&refused, "YOURLOGIC/user:worker", subject),
+            "{subject} not refused:\n{refused}"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the server log's violations name `user` (`ACCOUNT/user:NAME`) refusing `subject`.
+fn refused_for(violations: &str, user: &str, subject: &str) -> bool {
+    violations
+        .lines()
+        .any(|line| line.contains(&format!("\"{user}\"")) && line.contains(&format!("\"{subject}")))
+}
+
+/// A JetStream context whose refused requests fail fast.
+fn jetstream_of(client: async_nats::Client) -> async_nats::jetstream::Context {
+    let mut js = async_nats::jetstream::new(client);
+    js.set_timeout(Duration::from_secs(1));
+    js
+}
+
+/// A JetStream publish and its acknowledgement.
+async fn stored(js: &async_nats::jetstream::Context, subject: &'static str) -> Result<()> {
+    js.publish(subject, "forged".into()).await?.await?;
+    Ok(())
+}
+
+fn request_id(event: &Value) -> &str {
+    event["requestId"].as_str().unwrap_or_default()
+}
