@@ -711,6 +711,45 @@ def check_nats_locked_down(nats: dict, services: dict, configmaps: dict, wenv: d
                     f"{service}: NATS_TLS_CA_FILE ({ca}) must be a file of a mounted Secret (the cluster's CA)")
 
 
+MONITORING_NAMESPACE = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
+
+
+def check_ingress_port_sources(pols: dict, ingress: dict, service: dict | None, fails: Failures) -> None:
+    """Only the ingress controller's pods (a namespace and pod labels) may reach the ingress's
+    port 8080; Prometheus's namespace too while /metrics is served on that port (the Service has
+    no port of its own for it). A load balancer's source ranges (ipBlock) are allowed, the
+    whole Internet is not."""
+    labels = pod_labels(ingress)
+    metrics_elsewhere = any(p.get("name") in ("metrics", "admin") for p in (service or {}).get("spec", {}).get("ports", []))
+    entry_points = 0
+    for name, pol in pols.items():
+        spec = pol["spec"]
+        if "Ingress" not in spec.get("policyTypes", []) or not selector_matches(spec.get("podSelector") or {}, labels):
+            continue
+        for rule in spec.get("ingress") or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") in (8080, "http") for p in ports):
+                continue
+            if not rule.get("from"):
+                fails.add(f"NetworkPolicy/{name}: lets any source reach the ingress's port 8080")
+                continue
+            for peer in rule["from"]:
+                namespaces, pods, block = peer.get("namespaceSelector"), peer.get("podSelector"), peer.get("ipBlock")
+                if block:
+                    fails.check(block.get("cidr") not in OPEN_CIDRS, f"NetworkPolicy/{name}: {block.get('cidr')} may reach the ingress's port 8080")
+                    entry_points += 1
+                elif namespaces and pods and (namespaces.get("matchLabels") or namespaces.get("matchExpressions")) \
+                        and (pods.get("matchLabels") or pods.get("matchExpressions")):
+                    entry_points += 1
+                elif namespaces == MONITORING_NAMESPACE and not pods and not metrics_elsewhere:
+                    continue
+                else:
+                    fails.add(f"NetworkPolicy/{name}: {peer} may reach the ingress's port 8080; only the ingress "
+                              "controller's pods (a namespace and pod labels in one peer) may")
+    fails.check(entry_points > 0, "no NetworkPolicy lets the ingress controller reach the ingress's port 8080")
+
+
 def cmd_k8s(args: list[str]) -> int:
     rendered, overlay = Path(args[0]), args[1]
     docs = load_yaml_docs(rendered)
@@ -865,6 +904,8 @@ def cmd_k8s(args: list[str]) -> int:
     pols = by_kind.get("NetworkPolicy", {})
     fails.check(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
                     for p in pols.values()), "a default-deny NetworkPolicy is required")
+    if ingress:
+        check_ingress_port_sources(pols, ingress, by_kind.get("Service", {}).get("ingress"), fails)
     rules = [pr for pr in by_kind.get("PrometheusRule", {}).values()]
     fails.check(bool(rules) or overlay == "base", "a PrometheusRule is required")
     if rules:
