@@ -19,6 +19,11 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
                                   writes the rendered production NATS configuration as its pod
                                   sees it under OUT (certificate paths moved below OUT), for
                                   `nats-server -t` with throwaway secrets
+    nats-routes OUT NATS_SERVER SECRETS OTHER
+                                  runs the configuration nats-pod-config wrote as three servers on
+                                  loopback (certificates and passwords from SECRETS): their routes
+                                  form over mutual TLS; a fourth with OTHER's certificate (another
+                                  CA) is refused
     nats-values                   sanity of deploy/k8s/nats/values.yaml (Helm chart values)
     docs                          docs/deploy.md covers what the manifests point to
 """
@@ -32,7 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts/lib"))
-import nats_security  # noqa: E402  (scripts/lib, stdlib only)
+import nats_routes  # noqa: E402  (scripts/lib, stdlib only)
+import nats_security  # noqa: E402
 
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "docker/Dockerfile"
@@ -941,6 +947,17 @@ def cmd_nats_pod_config(args: list[str]) -> int:
     return 0
 
 
+def cmd_nats_routes(args: list[str]) -> int:
+    out, server, secrets, other = Path(args[0]), args[1], Path(args[2]), Path(args[3])
+    env = {f"NATS_{user.upper()}_PASSWORD": (secrets / f"{user}-password").read_text(encoding="utf-8")
+           for user in ("ingress", "worker", "admin")}
+    fails = Failures()
+    for problem in nats_routes.check(out / "etc/nats-config", server, f"{out}/etc/nats-tls", str(other), env):
+        fails.add(problem)
+    return fails.finish("three servers of the rendered production configuration routed over mutual TLS; "
+                        "a server with another CA's certificate was refused")
+
+
 def compose_nats_conf(nats: dict, config_target: str) -> dict:
     """The compose NATS configuration mounted at `config_target`, includes resolved through the
     service's other bind mounts (as the container sees them)."""
@@ -1045,6 +1062,7 @@ COMMANDS = {
     "used-metric-names": cmd_used_metric_names,
     "nats-values": cmd_nats_values,
     "nats-pod-config": cmd_nats_pod_config,
+    "nats-routes": cmd_nats_routes,
     "compose-tls": cmd_compose_tls,
     "docs": cmd_docs,
 }

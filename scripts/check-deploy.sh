@@ -15,7 +15,8 @@
 #   NATS              production and compose locked down (users, permissions, TLS for clients
 #                     and routes, credentials from Secrets; scripts/lib/nats_security.py);
 #                     `nats-server -t` of every configuration, production as rendered, with
-#                     certificates from scripts/nats-secrets.sh
+#                     certificates from scripts/nats-secrets.sh; the rendered production config
+#                     run as three servers on loopback (routes over mutual TLS, strangers refused)
 #   NATS Helm values, docs/deploy.md
 #
 # Tools are installed (pinned) into .tools/ by scripts/install-deploy-tools.sh on first use.
@@ -156,6 +157,12 @@ if [ -n "$nats_server" ] && [ -x "$nats_server" ]; then
             && "${nats_env[@]}" "$nats_server" -c "$WORK/pod/etc/nats-config/nats.conf" -t
     }
     run "nats-server -t production (rendered, with its certificates and passwords)" production_nats
+    # The same configuration run as a cluster on loopback: routes over mutual TLS, strangers refused.
+    production_routes() {
+        bash scripts/nats-secrets.sh "$WORK/stranger" >/dev/null \
+            && "$PY" scripts/check-deploy.py nats-routes "$WORK/pod" "$nats_server" "$WORK/secrets" "$WORK/stranger"
+    }
+    run "production NATS cluster: routes over mutual TLS, another CA refused" production_routes
 else
     echo "skip  nats-server -t (scripts/install-nats-server.sh unavailable: $(tail -n1 "$WORK/nats-install.log" 2>/dev/null))"
 fi
