@@ -1047,9 +1047,17 @@ def cmd_docs(_args: list[str]) -> int:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
     fails.check("alerts" in headings, "docs/deploy.md needs an `Alerts` heading (rules link to #alerts)")
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
-                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh"):
+                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh",
+                   "nats-auth.conf", "scripts/nats-secrets.sh", "ingress-from-controller", "compose.tls.yaml",
+                   "yourlogic_queue_in_flight"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
-    return fails.finish("docs/deploy.md covers URLs, scaling, token rotation, NATS sizing and the checks")
+    fails.check("security" in headings, "docs/deploy.md needs a `Security` section")
+    for secret in sorted(PRODUCTION_SECRETS):
+        fails.check(secret in text, f"docs/deploy.md does not explain the Secret {secret}")
+    reliability = (ROOT / "docs/reliability.md").read_text(encoding="utf-8")
+    fails.check("## Security: threats and defences" in reliability,
+                "docs/reliability.md needs its `Security: threats and defences` table (docs/deploy.md links to it)")
+    return fails.finish("docs/deploy.md covers URLs, security, scaling, token rotation, NATS sizing and the checks")
 
 
 COMMANDS = {
