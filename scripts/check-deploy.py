@@ -31,6 +31,7 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -964,7 +965,8 @@ def compose_nats_conf(nats: dict, config_target: str) -> dict:
     mounts = {v["target"]: Path(v["source"]) for v in nats.get("volumes", []) if v.get("type") == "bind"}
     base = Path(config_target).parent
     def read(path: str) -> str:
-        target = str((base / path).resolve()) if not path.startswith("/") else path
+        # As the container sees it (normpath: no look at this machine's own /etc).
+        target = path if path.startswith("/") else os.path.normpath(str(base / path))
         if target not in mounts:
             raise nats_security.ParseError(f"include {path}: nothing mounted at {target}")
         return mounts[target].read_text(encoding="utf-8")
