@@ -6,138 +6,20 @@
 //! permission violation, and an ingress credential can store events but cannot read them, delete
 //! or purge streams, write answers or dead letters, or pose as a worker.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod secured_nats;
+
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, ensure};
-use async_trait::async_trait;
+use anyhow::{Result, ensure};
 use futures::{FutureExt, StreamExt};
-use serde_json::Value;
-use shared::answer::{Action, Reply};
+use secured_nats::{
+    EVENT_STREAM, INGRESS_PASSWORD, READY, WAIT, WORKER_PASSWORD, connect_as, jetstream_of, login,
+    refused_for, request_id, secured_nats, start_ingress, start_worker, tls_url, violations,
+};
 use shared::config::NatsArgs;
-use shared::event::Event;
-use shared::secret::Secret;
 use testkit::stack::{self, Accepted, Poster, Service, TOKEN};
-use testkit::{EventBuilder, FakeSaltedCx, NatsOptions, NatsServer};
+use testkit::{EventBuilder, FakeSaltedCx, NatsServer};
 use worker::admin::dead_letters::DeadLetters;
-use worker::logic::{Context, Logic, LogicError};
-
-const READY: Duration = Duration::from_secs(15);
-const WAIT: Duration = Duration::from_secs(20);
-const EVENT_STREAM: &str = "YOURLOGIC_EVENTS";
-const INGRESS_PASSWORD: &str = "pIngress7c1e";
-const WORKER_PASSWORD: &str = "pWorker93ad0";
-const ADMIN_PASSWORD: &str = "pAdmin5b2f8";
-
-/// The permissions file the deployment uses.
-fn permissions_file() -> PathBuf {
-    testkit::workspace_root().join("deploy/k8s/overlays/production/nats-auth.conf")
-}
-
-fn tls_fixture(name: &str) -> PathBuf {
-    testkit::workspace_root()
-        .join("tests/fixtures/tls")
-        .join(name)
-}
-
-/// A nats-server with the production permissions (the committed file, copied next to a config
-/// that includes it) and TLS required from every client. The test's own connections are the
-/// administrator's; the passwords reach the server through its environment, as in Kubernetes.
-async fn secured_nats(dir: &tempfile::TempDir) -> Result<NatsServer> {
-    std::fs::copy(permissions_file(), dir.path().join("nats-auth.conf"))
-        .with_context(|| format!("copying {}", permissions_file().display()))?;
-    let config = dir.path().join("nats.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "include ./nats-auth.conf\ntls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  \
-             timeout: 2\n}}\n",
-            tls_fixture("server.pem").display(),
-            tls_fixture("server-key.pem").display()
-        ),
-    )?;
-    NatsServer::start_with(NatsOptions {
-        extra_args: vec!["-c".into(), config.display().to_string()],
-        user: Some(("admin".into(), ADMIN_PASSWORD.into())),
-        tls_ca: Some(tls_fixture("ca.pem")),
-        env: vec![
-            ("NATS_INGRESS_PASSWORD".into(), INGRESS_PASSWORD.into()),
-            ("NATS_WORKER_PASSWORD".into(), WORKER_PASSWORD.into()),
-            ("NATS_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
-        ],
-        ..Default::default()
-    })
-    .await
-}
-
-/// `tls://127.0.0.1:<port>`, what the services are given.
-fn tls_url(nats: &NatsServer) -> String {
-    format!("tls://127.0.0.1:{}", nats.port())
-}
-
-/// The NATS settings of a service logging in as `user`, over TLS with the private CA.
-fn login(nats: &mut NatsArgs, url: &str, user: &str, password: &str) {
-    nats.nats_url = url.to_string();
-    nats.nats_user = Some(user.into());
-    nats.nats_password = Some(Secret::new(password));
-    nats.nats_tls = true;
-    nats.nats_tls_ca_file = Some(tls_fixture("ca.pem"));
-}
-
-/// A client logged in as `user` (not a service: a credential in someone else's hands).
-async fn connect_as(nats: &NatsServer, user: &str, password: &str) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .user_and_password(user.into(), password.into())
-        .require_tls(true)
-        .add_root_certificates(tls_fixture("ca.pem"))
-        .connection_timeout(Duration::from_secs(2))
-        .connect(tls_url(nats))
-        .await
-        .with_context(|| format!("connecting as {user}"))
-}
-
-/// Answers customer messages with `ok: <text>`; fails for messages starting with `fail` (so
-/// they are dead-lettered). Not deterministic, so every answer is claimed in the answers bucket
-/// before its callback.
-struct FailOnRequest;
-
-#[async_trait]
-impl Logic for FailOnRequest {
-    async fn decide(&self, event: &Event, _context: &Context) -> Result<Reply, LogicError> {
-        let text = event.trigger_texts().next().unwrap_or_default().to_string();
-        if text.starts_with("fail") {
-            return Err(LogicError::Failed(format!("refusing {text}")));
-        }
-        Ok(Reply::with_actions(vec![Action::message(format!(
-            "ok: {text}"
-        ))]))
-    }
-}
-
-async fn start_ingress(nats: &NatsServer) -> Result<Service> {
-    let url = tls_url(nats);
-    let ingress = stack::start_ingress(&url, |c| {
-        login(&mut c.nats, &url, "ingress", INGRESS_PASSWORD)
-    })
-    .await?;
-    stack::wait_ready(&ingress, READY)
-        .await
-        .with_context(|| server_log(nats))?;
-    Ok(ingress)
-}
-
-async fn start_worker(nats: &NatsServer, fake: &FakeSaltedCx) -> Result<Service> {
-    let url = tls_url(nats);
-    let worker = stack::start_worker(&url, &fake.base_url(), Arc::new(FailOnRequest), |c| {
-        login(&mut c.nats, &url, "worker", WORKER_PASSWORD)
-    })
-    .await?;
-    stack::wait_ready(&worker, READY)
-        .await
-        .with_context(|| server_log(nats))?;
-    Ok(worker)
-}
 
 /// Posts `events_each` events in each of 8 conversations and waits until every one was
 /// answered, in order per conversation.
@@ -155,23 +37,6 @@ async fn round_is_answered(poster: &Poster, fake: &FakeSaltedCx, prefix: &str) -
         "round {prefix}: {verdict:?}"
     );
     Ok(())
-}
-
-/// The server's log, for failure messages.
-fn server_log(nats: &NatsServer) -> String {
-    let log = std::fs::read_to_string(nats.log_path()).unwrap_or_default();
-    format!("nats-server log:\n{log}")
-}
-
-/// The server log's permission violations (nats-server logs each refused publish or
-/// subscription as an error naming the user and the subject).
-fn violations(nats: &NatsServer) -> Result<Vec<String>> {
-    let log = std::fs::read_to_string(nats.log_path())?;
-    Ok(log
-        .lines()
-        .filter(|line| line.contains("Violation"))
-        .map(str::to_string)
-        .collect())
 }
 
 /// Waits until `worker` owns at least one partition.
@@ -453,26 +318,8 @@ async fn workers_started_first_set_up_every_stream_and_a_worker_credential_canno
     Ok(())
 }
 
-/// Whether the server log's violations name `user` (`ACCOUNT/user:NAME`) refusing `subject`.
-fn refused_for(violations: &str, user: &str, subject: &str) -> bool {
-    violations
-        .lines()
-        .any(|line| line.contains(&format!("\"{user}\"")) && line.contains(&format!("\"{subject}")))
-}
-
-/// A JetStream context whose refused requests fail fast.
-fn jetstream_of(client: async_nats::Client) -> async_nats::jetstream::Context {
-    let mut js = async_nats::jetstream::new(client);
-    js.set_timeout(Duration::from_secs(1));
-    js
-}
-
 /// A JetStream publish and its acknowledgement.
 async fn stored(js: &async_nats::jetstream::Context, subject: &'static str) -> Result<()> {
     js.publish(subject, "forged".into()).await?.await?;
     Ok(())
-}
-
-fn request_id(event: &Value) -> &str {
-    event["requestId"].as_str().unwrap_or_default()
 }
