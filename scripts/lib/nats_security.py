@@ -195,22 +195,23 @@ def users(conf: dict) -> dict[str, tuple[str, dict]]:
 # What the services do (tests/tests/nats_permissions.rs proves the full set against a real
 # server); sample subjects per stream name.
 def ingress_needs(stream: str) -> list[str]:
-    return ["yourlogic.events.0", f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.CREATE.{stream}",
-            f"$JS.API.STREAM.UPDATE.{stream}", f"$JS.API.CONSUMER.INFO.{stream}.yourlogic-p0000"]
+    return ["yourlogic.events.0", f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.INFO.{stream}.yourlogic-p0000"]
 
 
 def worker_needs(stream: str) -> list[str]:
-    return [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.CREATE.{stream}",
+    return [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.UPDATE.{stream}",
             f"$JS.API.CONSUMER.CREATE.{stream}.yourlogic-p0000.yourlogic.events.0",
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.yourlogic-p0000", f"$JS.API.STREAM.MSG.GET.{stream}",
             f"$JS.ACK.{stream}.yourlogic-p0000.1.1.1.1.0", "$KV.yourlogic_answers.key",
             "yourlogic.dead.0", "yourlogic.workers"]
 
 
-# What the ingress may never do: read events, touch consumers, delete or purge anything, write
-# answers or dead letters, pose as a worker.
+# What the ingress may never do: read events, touch consumers, delete, purge or reconfigure
+# streams (a shorter max age drops queued events), write answers or dead letters, pose as a
+# worker.
 def ingress_forbidden(stream: str) -> tuple[list[str], list[str]]:
     publish = [f"$JS.API.STREAM.DELETE.{stream}", f"$JS.API.STREAM.PURGE.{stream}",
+               f"$JS.API.STREAM.UPDATE.{stream}", f"$JS.API.STREAM.CREATE.{stream}",
                f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}",
                f"$JS.API.STREAM.MSG.DELETE.{stream}",
                f"$JS.API.CONSUMER.CREATE.{stream}.spy.yourlogic.events.0",

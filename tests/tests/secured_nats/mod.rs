@@ -119,27 +119,41 @@ impl Logic for FailOnRequest {
     }
 }
 
+/// An ingress logged in as `ingress`, not yet waited for: it becomes ready only once a worker
+/// has created the event stream (it may not create it itself).
 pub async fn start_ingress(nats: &NatsServer) -> Result<Service> {
     let url = tls_url(nats);
-    let ingress = stack::start_ingress(&url, |c| {
+    stack::start_ingress(&url, |c| {
         login(&mut c.nats, &url, "ingress", INGRESS_PASSWORD)
     })
-    .await?;
-    stack::wait_ready(&ingress, READY)
-        .await
-        .with_context(|| server_log(nats))?;
-    Ok(ingress)
+    .await
 }
 
+/// Waits until `service` is ready; the server log explains a failure.
+pub async fn ready(nats: &NatsServer, service: &Service) -> Result<()> {
+    stack::wait_ready(service, READY)
+        .await
+        .with_context(|| server_log(nats))
+}
+
+/// Whether `service` stays unready for `period` (polled; any 200 fails).
+pub async fn stays_unready(service: &Service, period: Duration) -> bool {
+    let url = format!("{}/readyz", service.url());
+    !testkit::wait_until(period, Duration::from_millis(100), || {
+        let request = reqwest::get(url.clone());
+        async move { request.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await
+}
+
+/// A worker logged in as `worker`, ready.
 pub async fn start_worker(nats: &NatsServer, fake: &FakeSaltedCx) -> Result<Service> {
     let url = tls_url(nats);
     let worker = stack::start_worker(&url, &fake.base_url(), Arc::new(FailOnRequest), |c| {
         login(&mut c.nats, &url, "worker", WORKER_PASSWORD)
     })
     .await?;
-    stack::wait_ready(&worker, READY)
-        .await
-        .with_context(|| server_log(nats))?;
+    ready(nats, &worker).await?;
     Ok(worker)
 }
 
