@@ -13,6 +13,17 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
     metrics OUT.txt               every yourlogic_* name used by dashboards, rules and KEDA is
                                   exported by the services; writes the names to OUT.txt
     used-metric-names [--base]    prints the used names, one per line (stdlib only)
+    compose-tls CONFIG.json       the compose stack with compose.tls.yaml: NATS requires TLS, the
+                                  services connect with tls:// and trust the mounted CA
+    nats-pod-config RENDERED.yaml OUT
+                                  writes the rendered production NATS configuration as its pod
+                                  sees it under OUT (certificate paths moved below OUT), for
+                                  `nats-server -t` with throwaway secrets
+    nats-routes OUT NATS_SERVER SECRETS OTHER
+                                  runs the configuration nats-pod-config wrote as three servers on
+                                  loopback (certificates and passwords from SECRETS): their routes
+                                  form over mutual TLS; a fourth with OTHER's certificate (another
+                                  CA) is refused
     nats-values                   sanity of deploy/k8s/nats/values.yaml (Helm chart values)
     docs                          docs/deploy.md covers what the manifests point to
 """
@@ -20,11 +31,16 @@ check; exit 0 = pass, 1 = fail with the reasons on stdout).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts/lib"))
+import nats_routes  # noqa: E402  (scripts/lib, stdlib only)
+import nats_security  # noqa: E402
+
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "docker/Dockerfile"
 DASHBOARD_DIR = DEPLOY / "grafana/dashboards"
@@ -454,6 +470,7 @@ def cmd_compose(args: list[str]) -> int:
     for name, dep in (("ingress", "nats"), ("worker", "nats")):
         cond = (services[name].get("depends_on") or {}).get(dep, {}).get("condition")
         fails.check(cond == "service_healthy", f"{name} must wait for {dep} to be healthy")
+    check_compose_nats(services, fails, require_tls=False)
 
     # Prometheus scrapes ingress, every worker and the NATS exporter, and loads the rules.
     prom = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
@@ -591,6 +608,155 @@ def probe_path(container: dict, probe: str) -> str | None:
     return ((container.get(probe) or {}).get("httpGet") or {}).get("path")
 
 
+def check_work_triggers(triggers: list[dict], worker: dict, fails: Failures) -> None:
+    """The worker ScaledObject measures the work the workers hold (up to IN_FLIGHT_PER_PARTITION events per partition):
+    events in flight, or the workers' CPU (which needs a CPU request on the container)."""
+    in_flight = [t for t in triggers if t["type"] == "prometheus"
+                 and re.search(r"sum\(max by \(partition\) \(yourlogic_queue_in_flight", t["metadata"].get("query", ""))]
+    cpu = [t for t in triggers if t["type"] == "cpu"]
+    fails.check(bool(in_flight or cpu),
+                "ScaledObject worker must also scale on the work the workers hold: "
+                "sum(max by (partition) (yourlogic_queue_in_flight)) or a cpu trigger")
+    containers = {c["name"]: c for c in pod_spec(worker).get("containers", [])}
+    for trig in cpu:
+        name = trig["metadata"].get("containerName", "worker")
+        request = ((containers.get(name) or {}).get("resources") or {}).get("requests", {}).get("cpu")
+        fails.check(bool(request), f"ScaledObject worker cpu trigger: container {name} needs a CPU request")
+
+
+# Secrets the production overlay expects to exist (created from your secret store; docs/deploy.md).
+PRODUCTION_SECRETS = {"yourlogic-saltedcx-token", "yourlogic-nats-tls", "yourlogic-nats-ca",
+                      "yourlogic-nats-ingress", "yourlogic-nats-worker", "yourlogic-nats-admin"}
+
+
+NATS_SECRETS_EXAMPLE = DEPLOY / "k8s/overlays/production/nats-secrets.example.yaml"
+
+
+def check_example_secrets(fails: Failures) -> None:
+    """The example NATS Secrets: valid Secrets, exactly the NATS ones production expects, with
+    placeholder values only."""
+    docs = load_yaml_docs(NATS_SECRETS_EXAMPLE)
+    for doc in docs:
+        validate_schema(doc, fails)
+        for key, value in (doc.get("stringData") or {}).items():
+            fails.check("replace" in value.lower(), f"{rel(NATS_SECRETS_EXAMPLE)}: {doc['metadata']['name']}.{key} is not a placeholder")
+    names = {d["metadata"]["name"] for d in docs}
+    expected = {n for n in PRODUCTION_SECRETS if n.startswith("yourlogic-nats-")}
+    fails.check(names == expected, f"{rel(NATS_SECRETS_EXAMPLE)} shows {sorted(names)}, production expects {sorted(expected)}")
+
+
+def env_sources(doc: dict, container: str) -> dict:
+    """The container's env entries by name: the literal value, or the secretKeyRef (name, key)."""
+    result = {}
+    for c in pod_spec(doc).get("containers", []):
+        if c["name"] == container:
+            for item in c.get("env", []):
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                result[item["name"]] = (ref["name"], ref["key"]) if ref else item.get("value")
+    return result
+
+
+def secret_mounts(doc: dict, container: str) -> list[str]:
+    """Mount paths of the container's Secret volumes."""
+    secret_volumes = {v["name"] for v in pod_spec(doc).get("volumes", []) if "secret" in v}
+    return [m["mountPath"] for c in pod_spec(doc).get("containers", []) if c["name"] == container
+            for m in c.get("volumeMounts", []) if m["name"] in secret_volumes]
+
+
+def under_any(path: str, dirs: list[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def nats_conf_of(configmaps: dict) -> dict:
+    """The rendered NATS configuration (nats-config's nats.conf with its includes, which must be
+    keys of the same ConfigMap since it is mounted as one directory)."""
+    data = next((cm.get("data", {}) for n, cm in configmaps.items() if n.startswith("nats-config")), {})
+    def include(path: str) -> str:
+        name = Path(path).name
+        if name not in data:
+            raise nats_security.ParseError(f"include {path}: no key {name} in the nats-config ConfigMap")
+        return data[name]
+    return nats_security.parse(data.get("nats.conf", ""), include)
+
+
+def check_nats_locked_down(nats: dict, services: dict, configmaps: dict, wenv: dict, fails: Failures) -> None:
+    """Production NATS: authentication and permissions, TLS for clients and routes, the secrets
+    wired from Secrets, and each service logging in as its own user over TLS."""
+    try:
+        conf = nats_conf_of(configmaps)
+    except nats_security.ParseError as err:
+        fails.add(f"nats.conf: {err}")
+        return
+    layout_shards = int(wenv.get("SHARDS", "1"))
+    stream = wenv.get("STREAM_NAME", "YOURLOGIC_EVENTS")
+    streams = [stream] if layout_shards == 1 else [f"{stream}_{i}" for i in range(layout_shards)]
+    for problem in nats_security.locked_down(conf, streams, cluster_routes=nats["spec"].get("replicas", 1) > 1,
+                                             require_tls=True):
+        fails.add(f"production NATS: {problem}")
+    nenv = env_sources(nats, "nats")
+    for name in sorted(nats_security.env_references(conf) - {"SERVER_NAME"}):
+        fails.check(isinstance(nenv.get(name), tuple), f"production NATS: ${name} must come from a Secret (env secretKeyRef)")
+    mounted = secret_mounts(nats, "nats")
+    tls_files = [(conf.get("tls") or {}).get(k) for k in ("cert_file", "key_file")]
+    tls_files += [((conf.get("cluster") or {}).get("tls") or {}).get(k) for k in ("cert_file", "key_file")]
+    for path in sorted(set(filter(None, tls_files))):
+        fails.check(under_any(path, mounted), f"production NATS: {path} is not on a mounted Secret")
+    users = nats_security.users(conf)
+    for service, doc in services.items():
+        senv = {**env_of(doc, service, configmaps), **env_sources(doc, service)}
+        fails.check(senv.get("NATS_USER") == service, f"{service}: NATS_USER must be `{service}` (its own NATS user)")
+        password = senv.get("NATS_PASSWORD")
+        fails.check(isinstance(password, tuple), f"{service}: NATS_PASSWORD must come from a Secret")
+        user_password = (users.get(service, ("", {}))[1].get("password") or {})
+        server_side = nenv.get(user_password.get("$env", "")) if isinstance(user_password, dict) else None
+        fails.check(password is None or password == server_side,
+                    f"{service}: NATS_PASSWORD ({password}) is not the Secret NATS checks user {service} against ({server_side})")
+        uses_tls = str(senv.get("NATS_URL", "")).startswith("tls://") or str(senv.get("NATS_TLS", "")).lower() == "true"
+        fails.check(uses_tls, f"{service}: must connect to NATS over TLS (NATS_URL tls://... or NATS_TLS=true)")
+        ca = senv.get("NATS_TLS_CA_FILE")
+        fails.check(isinstance(ca, str) and under_any(ca, secret_mounts(doc, service)),
+                    f"{service}: NATS_TLS_CA_FILE ({ca}) must be a file of a mounted Secret (the cluster's CA)")
+
+
+MONITORING_NAMESPACE = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
+
+
+def check_ingress_port_sources(pols: dict, ingress: dict, service: dict | None, fails: Failures) -> None:
+    """Only the ingress controller's pods (a namespace and pod labels) may reach the ingress's
+    port 8080; Prometheus's namespace too while /metrics is served on that port (the Service has
+    no port of its own for it). A load balancer's source ranges (ipBlock) are allowed, the
+    whole Internet is not."""
+    labels = pod_labels(ingress)
+    metrics_elsewhere = any(p.get("name") in ("metrics", "admin") for p in (service or {}).get("spec", {}).get("ports", []))
+    entry_points = 0
+    for name, pol in pols.items():
+        spec = pol["spec"]
+        if "Ingress" not in spec.get("policyTypes", []) or not selector_matches(spec.get("podSelector") or {}, labels):
+            continue
+        for rule in spec.get("ingress") or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") in (8080, "http") for p in ports):
+                continue
+            if not rule.get("from"):
+                fails.add(f"NetworkPolicy/{name}: lets any source reach the ingress's port 8080")
+                continue
+            for peer in rule["from"]:
+                namespaces, pods, block = peer.get("namespaceSelector"), peer.get("podSelector"), peer.get("ipBlock")
+                if block:
+                    fails.check(block.get("cidr") not in OPEN_CIDRS, f"NetworkPolicy/{name}: {block.get('cidr')} may reach the ingress's port 8080")
+                    entry_points += 1
+                elif namespaces and pods and (namespaces.get("matchLabels") or namespaces.get("matchExpressions")) \
+                        and (pods.get("matchLabels") or pods.get("matchExpressions")):
+                    entry_points += 1
+                elif namespaces == MONITORING_NAMESPACE and not pods and not metrics_elsewhere:
+                    continue
+                else:
+                    fails.add(f"NetworkPolicy/{name}: {peer} may reach the ingress's port 8080; only the ingress "
+                              "controller's pods (a namespace and pod labels in one peer) may")
+    fails.check(entry_points > 0, "no NetworkPolicy lets the ingress controller reach the ingress's port 8080")
+
+
 def cmd_k8s(args: list[str]) -> int:
     rendered, overlay = Path(args[0]), args[1]
     docs = load_yaml_docs(rendered)
@@ -627,7 +793,7 @@ def cmd_k8s(args: list[str]) -> int:
             check_workload(doc, fails)
 
     # References between objects resolve (kustomize renames generated ConfigMaps consistently).
-    external_secrets = {"yourlogic-saltedcx-token"} if overlay == "production" else set()
+    external_secrets = PRODUCTION_SECRETS if overlay == "production" else set()
     for wname, doc in workloads.items():
         spec = pod_spec(doc)
         for c in spec.get("containers", []):
@@ -643,6 +809,9 @@ def cmd_k8s(args: list[str]) -> int:
         for vol in spec.get("volumes", []):
             if "configMap" in vol:
                 fails.check(vol["configMap"]["name"] in configmaps, f"{wname}: volume ConfigMap {vol['configMap']['name']} missing")
+            if "secret" in vol:
+                sname = vol["secret"]["secretName"]
+                fails.check(sname in secrets or sname in external_secrets, f"{wname}: volume Secret {sname} not rendered")
     for sname, svc in by_kind.get("Service", {}).items():
         sel = svc["spec"].get("selector") or {}
         matched = [w for w in workloads.values() if selector_matches({"matchLabels": sel}, pod_labels(w))]
@@ -713,19 +882,26 @@ def cmd_k8s(args: list[str]) -> int:
             if nats_replicas > 1:
                 fails.check("cluster" in conf and all(f"nats-{i}.nats-headless" in conf for i in range(nats_replicas)),
                             f"nats.conf must route to all {nats_replicas} servers")
+        if overlay == "production" and nats:
+            check_nats_locked_down(nats, {"ingress": ingress, "worker": worker}, configmaps, wenv, fails)
         if overlay == "production":
             fails.check(replicas == 3, f"production needs STREAM_REPLICAS=3, has {replicas}")
             fails.check(not any(s["metadata"].get("annotations", {}).get("yourlogic.example/placeholder") for s in secrets.values()),
                         "production must not ship the example token Secret")
+            fails.check(not (PRODUCTION_SECRETS & set(secrets)),
+                        f"production must not render {sorted(PRODUCTION_SECRETS & set(secrets))}: they come from your secret store")
+            check_example_secrets(fails)
         sos = [so for so in by_kind.get("ScaledObject", {}).values() if so["spec"]["scaleTargetRef"]["name"] == "worker"]
         fails.check(bool(sos) or overlay == "base", "worker needs a KEDA ScaledObject")
         for so in sos:
             lo, hi = so["spec"].get("minReplicaCount", 0), so["spec"].get("maxReplicaCount", 100)
             fails.check(lo <= hi, f"ScaledObject worker: minReplicaCount {lo} > maxReplicaCount {hi}")
             fails.check(hi <= partitions, f"ScaledObject worker: maxReplicaCount {hi} > PARTITIONS {partitions} (extra workers idle)")
-            queries = [t["metadata"].get("query", "") for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
+            triggers = so["spec"]["triggers"]
+            queries = [t["metadata"].get("query", "") for t in triggers if t["type"] == "prometheus"]
             fails.check(any(re.search(r"sum\(max by \(partition\) \(yourlogic_queue_pending", q) for q in queries),
                         "ScaledObject worker must scale on sum(max by (partition) (yourlogic_queue_pending))")
+            check_work_triggers(triggers, worker, fails)
         mounts = [m for c in pod_spec(worker)["containers"] for m in c.get("volumeMounts", [])]
         fails.check(any(m["mountPath"] == "/etc/yourlogic" for m in mounts), "worker must mount the playbook at /etc/yourlogic")
         playbook = [cm for n, cm in configmaps.items() if n.startswith("yourlogic-playbook")]
@@ -735,6 +911,8 @@ def cmd_k8s(args: list[str]) -> int:
     pols = by_kind.get("NetworkPolicy", {})
     fails.check(any(p["spec"].get("podSelector") == {} and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
                     for p in pols.values()), "a default-deny NetworkPolicy is required")
+    if ingress:
+        check_ingress_port_sources(pols, ingress, by_kind.get("Service", {}).get("ingress"), fails)
     rules = [pr for pr in by_kind.get("PrometheusRule", {}).values()]
     fails.check(bool(rules) or overlay == "base", "a PrometheusRule is required")
     if rules:
@@ -749,6 +927,95 @@ def cmd_k8s(args: list[str]) -> int:
         f"{overlay}: {len(docs)} objects valid ({kinds_seen['core']} against Kubernetes {' and '.join(K8S_VERSIONS)} "
         f"strict schemas, {kinds_seen['crd']} against bundled CRD schemas), policy checks passed"
     )
+
+
+def cmd_nats_pod_config(args: list[str]) -> int:
+    """Writes the rendered nats-config ConfigMap to OUT/etc/nats-config/ with every absolute
+    /etc/ path moved below OUT/etc/, so that `nats-server -c OUT/etc/nats-config/nats.conf -t`
+    checks what the pod runs against certificates made for the check."""
+    rendered, out = Path(args[0]), Path(args[1])
+    configmaps = {d["metadata"]["name"]: d for d in load_yaml_docs(rendered) if d["kind"] == "ConfigMap"}
+    data = next((cm.get("data", {}) for n, cm in configmaps.items() if n.startswith("nats-config")), None)
+    if not data:
+        print(f"no nats-config ConfigMap in {rendered}")
+        return 1
+    target = out / "etc/nats-config"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in data.items():
+        text = re.sub(r"(?<![\w.])/etc/", lambda _: f"{out}/etc/", text)
+        (target / name).write_text(text, encoding="utf-8")
+    print(f"{', '.join(sorted(data))} written to {target}")
+    return 0
+
+
+def cmd_nats_routes(args: list[str]) -> int:
+    out, server, secrets, other = Path(args[0]), args[1], Path(args[2]), Path(args[3])
+    env = {f"NATS_{user.upper()}_PASSWORD": (secrets / f"{user}-password").read_text(encoding="utf-8")
+           for user in ("ingress", "worker", "admin")}
+    fails = Failures()
+    for problem in nats_routes.check(out / "etc/nats-config", server, f"{out}/etc/nats-tls", str(other), env):
+        fails.add(problem)
+    return fails.finish("three servers of the rendered production configuration routed over mutual TLS; "
+                        "a server with another CA's certificate was refused")
+
+
+def compose_nats_conf(nats: dict, config_target: str) -> dict:
+    """The compose NATS configuration mounted at `config_target`, includes resolved through the
+    service's other bind mounts (as the container sees them)."""
+    mounts = {v["target"]: Path(v["source"]) for v in nats.get("volumes", []) if v.get("type") == "bind"}
+    base = Path(config_target).parent
+    def read(path: str) -> str:
+        # As the container sees it (normpath: no look at this machine's own /etc).
+        target = path if path.startswith("/") else os.path.normpath(str(base / path))
+        if target not in mounts:
+            raise nats_security.ParseError(f"include {path}: nothing mounted at {target}")
+        return mounts[target].read_text(encoding="utf-8")
+    return nats_security.parse(read(config_target), read)
+
+
+NATS_CONFIG_TARGET = "/etc/nats/yourlogic.conf"
+
+
+def check_compose_nats(services: dict, fails: Failures, require_tls: bool) -> None:
+    """NATS in compose has the production users and permissions; each service logs in as its
+    own user with the password NATS checks it against (and over TLS with `require_tls`)."""
+    nats = services["nats"]
+    try:
+        conf = compose_nats_conf(nats, NATS_CONFIG_TARGET)
+    except (nats_security.ParseError, OSError) as err:
+        fails.add(f"nats config: {err}")
+        return
+    mounts = {v["target"]: v["source"] for v in nats.get("volumes", []) if v.get("type") == "bind"}
+    production = str(DEPLOY / "k8s/overlays/production/nats-auth.conf")
+    fails.check(production in mounts.values(), "nats must mount the production permissions "
+                "(deploy/k8s/overlays/production/nats-auth.conf)")
+    env = services["worker"].get("environment", {})
+    for problem in nats_security.locked_down(conf, [env.get("STREAM_NAME", "YOURLOGIC_EVENTS")],
+                                             cluster_routes=False, require_tls=require_tls):
+        fails.add(f"compose NATS: {problem}")
+    nenv = nats.get("environment", {})
+    users = nats_security.users(conf)
+    for name in nats_security.env_references(conf):
+        fails.check(bool(nenv.get(name)), f"nats: ${name} is not set in its environment")
+    for service in ("ingress", "worker"):
+        senv = services[service].get("environment", {})
+        fails.check(senv.get("NATS_USER") == service, f"{service}: NATS_USER must be `{service}`")
+        expected = (users.get(service, ("", {}))[1].get("password") or {})
+        variable = expected.get("$env") if isinstance(expected, dict) else None
+        fails.check(bool(senv.get("NATS_PASSWORD")) and senv.get("NATS_PASSWORD") == nenv.get(variable or ""),
+                    f"{service}: NATS_PASSWORD must equal the nats service's {variable}")
+        if require_tls:
+            fails.check(str(senv.get("NATS_URL", "")).startswith("tls://"), f"{service}: NATS_URL must be tls://")
+            ca = senv.get("NATS_TLS_CA_FILE", "")
+            smounts = {v["target"] for v in services[service].get("volumes", []) if v.get("type") == "bind"}
+            fails.check(ca in smounts, f"{service}: NATS_TLS_CA_FILE ({ca}) is not mounted")
+
+
+def cmd_compose_tls(args: list[str]) -> int:
+    config = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    fails = Failures()
+    check_compose_nats(config.get("services", {}), fails, require_tls=True)
+    return fails.finish("compose.tls.yaml: NATS requires TLS; ingress and worker use tls:// with the mounted CA")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -782,9 +1049,17 @@ def cmd_docs(_args: list[str]) -> int:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
     fails.check("alerts" in headings, "docs/deploy.md needs an `Alerts` heading (rules link to #alerts)")
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
-                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh"):
+                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh",
+                   "nats-auth.conf", "scripts/nats-secrets.sh", "ingress-from-controller", "compose.tls.yaml",
+                   "yourlogic_queue_in_flight"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
-    return fails.finish("docs/deploy.md covers URLs, scaling, token rotation, NATS sizing and the checks")
+    fails.check("security" in headings, "docs/deploy.md needs a `Security` section")
+    for secret in sorted(PRODUCTION_SECRETS):
+        fails.check(secret in text, f"docs/deploy.md does not explain the Secret {secret}")
+    reliability = (ROOT / "docs/reliability.md").read_text(encoding="utf-8")
+    fails.check("## Security: threats and defences" in reliability,
+                "docs/reliability.md needs its `Security: threats and defences` table (docs/deploy.md links to it)")
+    return fails.finish("docs/deploy.md covers URLs, security, scaling, token rotation, NATS sizing and the checks")
 
 
 COMMANDS = {
@@ -796,6 +1071,9 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "used-metric-names": cmd_used_metric_names,
     "nats-values": cmd_nats_values,
+    "nats-pod-config": cmd_nats_pod_config,
+    "nats-routes": cmd_nats_routes,
+    "compose-tls": cmd_compose_tls,
     "docs": cmd_docs,
 }
 

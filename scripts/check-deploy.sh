@@ -12,6 +12,11 @@
 #                     the Kubernetes 1.30 and 1.37 schemas (strict) or a bundled CRD schema
 #                     (ScaledObject, ServiceMonitor, PrometheusRule), plus policy checks
 #   metric names      every yourlogic_* name used is exported; list in .tools/used-metric-names.txt
+#   NATS              production and compose locked down (users, permissions, TLS for clients
+#                     and routes, credentials from Secrets; scripts/lib/nats_security.py);
+#                     `nats-server -t` of every configuration, production as rendered, with
+#                     certificates from scripts/nats-secrets.sh; the rendered production config
+#                     run as three servers on loopback (routes over mutual TLS, strangers refused)
 #   NATS Helm values, docs/deploy.md
 #
 # Tools are installed (pinned) into .tools/ by scripts/install-deploy-tools.sh on first use.
@@ -86,7 +91,12 @@ compose_semantics() {
     "${compose_env[@]}" "${COMPOSE[@]}" --profile demo --profile load config --format json >"$WORK/compose.json" \
         && "$PY" scripts/check-deploy.py compose "$WORK/compose.json"
 }
-run "compose services, profiles, hardening, scrape targets" compose_semantics
+run "compose services, profiles, hardening, scrape targets, NATS users" compose_semantics
+compose_tls() {
+    "${compose_env[@]}" "${COMPOSE[@]}" -f deploy/compose/compose.tls.yaml config --format json >"$WORK/compose-tls.json" \
+        && "$PY" scripts/check-deploy.py compose-tls "$WORK/compose-tls.json"
+}
+run "compose with TLS to NATS (compose.tls.yaml)" compose_tls
 # The stack as scripts/compose-e2e.sh runs it (local images, host network); it sets these.
 run "compose config (e2e override, deploy/compose/e2e)" "${compose_env[@]}" YOURLOGIC_TAG=e2e \
     E2E_NATS_VERSION=0 E2E_PROMETHEUS_VERSION=0 "${COMPOSE[@]}" -f deploy/compose/e2e/compose.e2e.yaml config -q
@@ -123,10 +133,36 @@ if [ -f scripts/install-nats-server.sh ]; then
     nats_server="$(bash scripts/install-nats-server.sh 2>"$WORK/nats-install.log")" || nats_server=""
 fi
 if [ -n "$nats_server" ] && [ -x "$nats_server" ]; then
-    run "nats-server -t compose config" "$nats_server" -c deploy/compose/nats.conf -js -sd "$WORK/js" -m 8222 -t
-    for conf in deploy/k8s/base/nats.conf deploy/k8s/overlays/production/nats.conf; do
-        run "nats-server -t $conf" env SERVER_NAME=nats-0 "$nats_server" -c "$conf" -t
-    done
+    # Throwaway certificates and passwords, made the way docs/deploy.md says to make real ones.
+    run "scripts/nats-secrets.sh makes certificates and passwords" bash scripts/nats-secrets.sh "$WORK/secrets"
+    nats_env=(env NATS_INGRESS_PASSWORD="$(cat "$WORK/secrets/ingress-password" 2>/dev/null)"
+        NATS_WORKER_PASSWORD="$(cat "$WORK/secrets/worker-password" 2>/dev/null)"
+        NATS_ADMIN_PASSWORD="$(cat "$WORK/secrets/admin-password" 2>/dev/null)" SERVER_NAME=nats-0)
+    # compose: its config file and the production permissions, laid out as mounted in the container.
+    compose_nats() {
+        mkdir -p "$WORK/compose-nats" \
+            && cp deploy/compose/nats.conf "$WORK/compose-nats/yourlogic.conf" \
+            && cp deploy/compose/nats-tls.conf "$WORK/compose-nats/tls.conf" \
+            && cp deploy/k8s/overlays/production/nats-auth.conf "$WORK/compose-nats/" \
+            && sed -i "s#/etc/nats-tls/#$WORK/secrets/#" "$WORK/compose-nats/tls.conf" \
+            && "${nats_env[@]}" "$nats_server" -c "$WORK/compose-nats/yourlogic.conf" -js -sd "$WORK/js" -m 8222 -t \
+            && "${nats_env[@]}" "$nats_server" -c "$WORK/compose-nats/tls.conf" -js -sd "$WORK/js" -m 8222 -t
+    }
+    run "nats-server -t compose configs (plain and TLS)" compose_nats
+    run "nats-server -t deploy/k8s/base/nats.conf" env SERVER_NAME=nats-0 "$nats_server" -c deploy/k8s/base/nats.conf -t
+    # production: the rendered ConfigMap as the pod mounts it, with the throwaway secrets.
+    production_nats() {
+        "$PY" scripts/check-deploy.py nats-pod-config "$WORK/production.yaml" "$WORK/pod" >/dev/null \
+            && mkdir -p "$WORK/pod/etc/nats-tls" && cp "$WORK/secrets/"{ca.crt,tls.crt,tls.key} "$WORK/pod/etc/nats-tls/" \
+            && "${nats_env[@]}" "$nats_server" -c "$WORK/pod/etc/nats-config/nats.conf" -t
+    }
+    run "nats-server -t production (rendered, with its certificates and passwords)" production_nats
+    # The same configuration run as a cluster on loopback: routes over mutual TLS, strangers refused.
+    production_routes() {
+        bash scripts/nats-secrets.sh "$WORK/stranger" >/dev/null \
+            && "$PY" scripts/check-deploy.py nats-routes "$WORK/pod" "$nats_server" "$WORK/secrets" "$WORK/stranger"
+    }
+    run "production NATS cluster: routes over mutual TLS, another CA refused" production_routes
 else
     echo "skip  nats-server -t (scripts/install-nats-server.sh unavailable: $(tail -n1 "$WORK/nats-install.log" 2>/dev/null))"
 fi

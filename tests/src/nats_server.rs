@@ -33,6 +33,15 @@ pub struct NatsOptions {
     /// a server in operator (JWT) mode configured through `extra_args` (`-c <file>`); the
     /// server itself is not told about it.
     pub creds: Option<PathBuf>,
+    /// A user and password the test's own connections authenticate with (a user of the server's
+    /// config file, given through `extra_args`).
+    pub user: Option<(String, String)>,
+    /// The test's own connections require TLS and trust this CA (PEM): for a server whose config
+    /// file requires TLS from every client.
+    pub tls_ca: Option<PathBuf>,
+    /// Environment variables of the server process, e.g. the passwords its config file reads
+    /// (`password: $NAME`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `nats-server -js` on `127.0.0.1:<port>`, owned by the test.
@@ -42,6 +51,8 @@ pub struct NatsServer {
     monitor_port: Option<u16>,
     token: Option<String>,
     creds: Option<PathBuf>,
+    user: Option<(String, String)>,
+    tls_ca: Option<PathBuf>,
     store_dir: PathBuf,
     _dir: TempDir,
 }
@@ -98,13 +109,16 @@ impl NatsServer {
         }
         args.extend(options.extra_args.iter().map(OsString::from));
         let log_path = dir.path().join("nats-server.log");
-        let process = ServerProcess::new(format!("nats-server :{port}"), args, port, log_path)?;
+        let process = ServerProcess::new(format!("nats-server :{port}"), args, port, log_path)?
+            .with_env(&options.env);
         process.spawn()?;
         Ok(NatsServer {
             process,
             monitor_port,
             token: options.token.clone(),
             creds: options.creds.clone(),
+            user: options.user.clone(),
+            tls_ca: options.tls_ca.clone(),
             store_dir,
             _dir: dir,
         })
@@ -129,6 +143,8 @@ impl NatsServer {
         Auth {
             token: self.token.as_deref(),
             creds: self.creds.as_deref(),
+            user: self.user.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            tls_ca: self.tls_ca.as_deref(),
         }
     }
 
@@ -199,6 +215,8 @@ impl NatsServer {
 pub(crate) struct Auth<'a> {
     pub token: Option<&'a str>,
     pub creds: Option<&'a Path>,
+    pub user: Option<(&'a str, &'a str)>,
+    pub tls_ca: Option<&'a Path>,
 }
 
 /// A client connection attempt that does not retry, so readiness polling stays responsive.
@@ -212,6 +230,14 @@ pub(crate) async fn connect_once(url: &str, auth: Auth<'_>) -> Result<async_nats
             .credentials_file(creds)
             .await
             .with_context(|| format!("reading the credentials file {}", creds.display()))?;
+    }
+    if let Some((user, password)) = auth.user {
+        options = options.user_and_password(user.to_string(), password.to_string());
+    }
+    if let Some(ca) = auth.tls_ca {
+        options = options
+            .require_tls(true)
+            .add_root_certificates(ca.to_path_buf());
     }
     options
         .connect(url)

@@ -84,6 +84,8 @@ pub(crate) struct ServerProcess {
     label: String,
     binary: PathBuf,
     args: Vec<OsString>,
+    /// Extra environment variables of the process (values a config file reads, e.g. passwords).
+    env: Vec<(OsString, OsString)>,
     /// Client port, used to wait until the server accepts connections.
     port: u16,
     log_path: PathBuf,
@@ -102,10 +104,20 @@ impl ServerProcess {
             label,
             binary: nats_server_binary()?,
             args,
+            env: Vec::new(),
             port,
             log_path,
             child: Mutex::new(None),
         })
+    }
+
+    /// Adds environment variables to the process (on top of the test's own environment).
+    pub(crate) fn with_env(mut self, env: &[(String, String)]) -> Self {
+        self.env.extend(
+            env.iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        self
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -139,6 +151,7 @@ impl ServerProcess {
         let log_err = log.try_clone().context("duplicating the log file handle")?;
         let spawned = Command::new(&self.binary)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
