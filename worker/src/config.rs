@@ -196,7 +196,7 @@ pub struct WorkerArgs {
     pub callback_timeout: Duration,
     /// Most callback attempts for one answer (connection errors, timeouts, 5xx, 429); after the
     /// last one fails the event is dead-lettered (reason `callback_unreachable`).
-    #[arg(long, env = "CALLBACK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "CALLBACK_MAX_ATTEMPTS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub callback_max_attempts: u32,
     /// Times processing of one event may start (counted over redeliveries) before it is
     /// dead-lettered and answered with the fallback without being decided again (it probably
@@ -361,7 +361,7 @@ impl Config {
                 max_held_per_conversation: 32,
                 deadline_margin: Duration::from_millis(250),
                 callback_timeout: Duration::from_secs(5),
-                callback_max_attempts: 10,
+                callback_max_attempts: 30,
                 max_deliveries: 5,
                 shutdown_timeout: Duration::from_secs(20),
                 queue_stats_interval: Duration::from_secs(5),
