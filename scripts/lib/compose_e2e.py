@@ -29,10 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_TIMEOUT_S = 5
 
-# Dashboard panels whose query has no series until something has gone wrong: an empty answer
-# is correct for them in a healthy run.
+# Dashboard panels whose query has no series in a healthy run of this stack: until something has
+# gone wrong, or because the stack runs the playbook and not the generative logic.
+ONLY_WITH_GENERATIVE = "has data only while workers run LOGIC=generative; this stack runs the playbook"
 NEEDS_AN_INCIDENT = {
     "Callback errors (non-2xx)": "has series only once a callback was refused or failed",
+    "Generative fallbacks (1h)": ONLY_WITH_GENERATIVE,
+    "Generative latency": ONLY_WITH_GENERATIVE,
 }
 
 
