@@ -230,7 +230,7 @@ pub fn register(service: Service) {
             describe_counter!(names::TAKEOVERS, "Partitions this worker took over");
             describe_counter!(
                 names::DEFERRED,
-                "Deliveries deferred: their conversation had its quota of held events"
+                "Events held beyond their conversation's quota, waiting outside the partition's in-flight window"
             );
             metrics::counter!(names::DEFERRED).increment(0);
             for outcome in ["answered", "silent", "expired", "failed"] {

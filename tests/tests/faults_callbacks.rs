@@ -323,8 +323,8 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
     let deferred = faults::metric_at(&worker.url(), "yourlogic_deferred_events_total", &[]).await;
     println!(
         "a flood of {FLOOD} events in one conversation (callbacks 150 ms each, quota 4): its \
-         neighbours in partition {partition} answered after at most {:?}; {deferred} deliveries \
-         deferred",
+         neighbours in partition {partition} answered after at most {:?}; {deferred} events \
+         parked beyond the quota",
         faults::quantile(&waits, 1.0)
     );
     assert!(

@@ -15,12 +15,18 @@ pub struct ConsumerSettings {
     /// How long a delivered event may stay unacknowledged (without progress) before NATS
     /// delivers it again: the takeover delay of a dead worker's events.
     pub ack_wait: Duration,
-    /// Most events of one partition delivered and not yet acknowledged.
+    /// Most events of one partition in flight at its worker (the in-flight window); NATS lets
+    /// [`ACK_PENDING_WINDOWS`] times as many be delivered and unacknowledged.
     pub max_in_flight: u32,
     /// How long the pinned worker keeps the partition without pulling: the takeover delay of a
     /// dead worker's partitions.
     pub pin_ttl: Duration,
 }
+
+/// Events of one partition delivered and unacknowledged, in in-flight windows: the worker keeps
+/// one window for the conversations within their quota and the rest for events of flooded
+/// conversations waiting beyond theirs.
+const ACK_PENDING_WINDOWS: i64 = 4;
 
 /// Pull requests outstanding at once from all workers for one consumer; fixed when the
 /// consumer is created (NATS cannot change it later).
@@ -37,7 +43,7 @@ pub fn consumer_config(partition: u16, settings: &ConsumerSettings) -> consumer:
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         ack_wait: settings.ack_wait,
-        max_ack_pending: i64::from(settings.max_in_flight.max(1)),
+        max_ack_pending: i64::from(settings.max_in_flight.max(1)) * ACK_PENDING_WINDOWS,
         max_deliver: -1,
         max_waiting: MAX_WAITING,
         priority_policy: PriorityPolicy::PinnedClient,
@@ -120,7 +126,7 @@ mod tests {
         );
         assert_eq!(config.durable_name.as_deref(), Some("yourlogic-p0003"));
         assert_eq!(config.filter_subject, "yourlogic.events.3");
-        assert_eq!(config.max_ack_pending, 256);
+        assert_eq!(config.max_ack_pending, 1024);
         assert_eq!(config.priority_policy, PriorityPolicy::PinnedClient);
         assert_eq!(config.priority_groups, vec![PRIORITY_GROUP.to_string()]);
         assert!(config.memory_storage);

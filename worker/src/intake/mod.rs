@@ -22,7 +22,6 @@
 pub mod lanes;
 pub mod partition;
 pub mod pull;
-pub mod quota;
 pub mod recent;
 mod stop;
 pub mod takeover;
@@ -46,7 +45,6 @@ use crate::membership::View;
 use crate::process::{Outcome, Processor};
 use lanes::{Lanes, Queued};
 use partition::{Held, Partition, Setup, Sync};
-use quota::Quota;
 use recent::Recent;
 
 /// How the intake pulls.
@@ -59,7 +57,8 @@ pub struct IntakeSettings {
     pub pull_expires: Duration,
     /// Above this many bytes of held events, no more is asked for.
     pub max_buffered_bytes: usize,
-    /// Most events of one conversation held at once; later ones are deferred.
+    /// Most events of one conversation counted in its partition's in-flight window; later ones
+    /// wait in its lane outside the window (parked).
     pub max_held_per_conversation: usize,
 }
 
@@ -141,7 +140,6 @@ pub struct Intake {
     running: JoinSet<Finished>,
     chores: JoinSet<Chore>,
     recent: Recent,
-    quota: Quota,
     held_bytes: usize,
     next_request: u64,
     setup_backoff: Vec<Duration>,
@@ -178,7 +176,6 @@ impl Intake {
             running: JoinSet::new(),
             chores: JoinSet::new(),
             recent: Recent::new(1 << 16),
-            quota: Quota::new(settings.max_held_per_conversation),
             held_bytes: 0,
             next_request: 0,
             last_progress_sweep: now,
@@ -352,19 +349,12 @@ impl Intake {
             self.lanes.replace(&conversation, sequence, message);
             return;
         }
-        if !self
-            .quota
-            .admit(&conversation, sequence, self.lanes.held(&conversation))
-        {
-            // Over the conversation's quota: back to the stream for a while (see `quota`).
+        if self.lanes.held(&conversation) >= self.settings.max_held_per_conversation {
+            // Beyond the conversation's quota: it waits in its lane, in order, like any other,
+            // but outside the partition's in-flight window, which stays open for the other
+            // conversations. NATS bounds how many can wait so (`max_ack_pending`).
+            partition.parked += 1;
             metrics::counter!(names::DEFERRED).increment(1);
-            if let Err(err) = message
-                .ack_with(AckKind::Nak(Some(quota::DEFER_DELAY)))
-                .await
-            {
-                tracing::debug!(error = %err, "deferral failed; redelivered after the ack wait");
-            }
-            return;
         }
         let bytes = message.payload.len();
         partition.held.insert(
@@ -467,6 +457,10 @@ impl Intake {
                 if let Some(held) = partition.held.remove(&sequence) {
                     self.held_bytes = self.held_bytes.saturating_sub(held.bytes);
                     metrics::gauge!(names::WORKER_HELD).decrement(1.0);
+                    // One of the conversation's parked events now counts within its quota.
+                    if self.lanes.held(&conversation) >= self.settings.max_held_per_conversation {
+                        partition.parked = partition.parked.saturating_sub(1);
+                    }
                 }
                 self.recent.insert(number, sequence);
             }
@@ -594,7 +588,6 @@ impl Intake {
             self.maintain(number).await;
         }
         self.sweep_progress(now).await;
-        self.quota.forget_stale();
     }
 
     /// Tells NATS that held events are still being worked on, so they are not redelivered.

@@ -129,6 +129,9 @@ pub struct Partition {
     pub epoch: u64,
     pub sync: Sync,
     pub held: HashMap<u64, Held>,
+    /// Held events beyond their conversation's quota: they wait in their lane without counting
+    /// against the in-flight window, so a flooded conversation cannot fill it (see `accept`).
+    pub parked: u32,
     pub barrier: Barrier,
     /// When the barrier was last checked against the stream (a check is running when `true`).
     pub barrier_check: (Instant, bool),
@@ -148,6 +151,7 @@ impl Partition {
             epoch: 0,
             sync: Sync::Synced,
             held: HashMap::new(),
+            parked: 0,
             barrier: Barrier::default(),
             barrier_check: (now, false),
             requests: HashMap::new(),
@@ -166,13 +170,16 @@ impl Partition {
 
     /// The batch of the next pull request, if one should be sent now: an owned, set-up
     /// partition keeps one request open (which also keeps the pin), and asks for more when
-    /// less than half a batch is still requested and there is room under `max_in_flight`.
+    /// less than half a batch is still requested and there is room under `max_in_flight`
+    /// (parked events not counted).
     pub fn next_batch(&self, batch: u32, max_in_flight: u32, buffer_full: bool) -> Option<u32> {
         if !self.owned || self.setup != Setup::Done {
             return None;
         }
         let requested = self.requested();
-        let held = u32::try_from(self.held.len()).unwrap_or(u32::MAX);
+        let held = u32::try_from(self.held.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(self.parked);
         let room = max_in_flight.saturating_sub(held.saturating_add(requested));
         if self.requests.is_empty() {
             // Always one open request, even when full: it keeps the pin.
@@ -378,5 +385,20 @@ mod tests {
             vec![5],
             "own events are not barriers"
         );
+    }
+
+    #[test]
+    fn parked_events_leave_the_in_flight_window_open() {
+        let mut p = partition();
+        for sequence in 1..=8 {
+            p.held.insert(sequence, held("flood"));
+        }
+        // Window 8, all of it held: only the request that keeps the pin (one event).
+        p.request_sent(1, 1, Instant::now());
+        assert_eq!(p.next_batch(8, 8, false), None);
+        // Six of them beyond their conversation's quota: room for six more.
+        p.parked = 6;
+        p.request_ended(1);
+        assert_eq!(p.next_batch(8, 8, false), Some(6));
     }
 }
