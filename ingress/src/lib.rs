@@ -10,6 +10,7 @@ pub mod events;
 pub mod publisher;
 pub mod rejections;
 pub mod serve;
+pub mod traces;
 
 use std::future::Future;
 use std::net::SocketAddr;
