@@ -415,7 +415,8 @@ def cmd_compose(args: list[str]) -> int:
     config = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     services = config.get("services", {})
     fails = Failures()
-    for name in ("nats", "nats-exporter", "ingress", "worker", "prometheus", "grafana", "saltedcx-sim", "saltedcx-sim-load"):
+    for name in ("nats", "nats-exporter", "ingress", "worker", "prometheus", "grafana", "saltedcx-sim", "saltedcx-sim-load",
+                 "jaeger"):
         fails.check(name in services, f"service `{name}` missing")
     if fails.items:
         return fails.finish("")
@@ -435,6 +436,13 @@ def cmd_compose(args: list[str]) -> int:
     fails.check("saltedcx-sim" in aliases, "saltedcx-sim-load needs the network alias saltedcx-sim")
     for name in ("ingress", "worker", "prometheus", "grafana", "nats-exporter"):
         fails.check(not services[name].get("profiles"), f"{name} must run without a profile")
+    # Traces: Jaeger only with --profile tracing; the services export only when told where to.
+    fails.check(services["jaeger"].get("profiles") == ["tracing"], "jaeger must be in profile tracing only")
+    jaeger_ports = {str(p.get("target")) for p in services["jaeger"].get("ports", [])}
+    fails.check({"16686", "4318"} <= jaeger_ports, "jaeger must publish its UI (16686) and OTLP/HTTP (4318)")
+    for name in ("ingress", "worker"):
+        fails.check("OTEL_EXPORTER_OTLP_ENDPOINT" in services[name].get("environment", {}),
+                    f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT must be passed through (empty: traces off)")
 
     worker = services["worker"]
     env = worker.get("environment", {})
@@ -486,7 +494,7 @@ def cmd_compose(args: list[str]) -> int:
     fails.check(genv.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer", "grafana anonymous role must be Viewer")
     ports = {str(p.get("published")): p.get("target") for p in graf.get("ports", [])}
     fails.check(ports.get("3000") == 3000, "grafana must be published on port 3000")
-    return fails.finish(f"{len(services)} services: pipeline, {replicas} workers, Prometheus, Grafana, simulator profiles")
+    return fails.finish(f"{len(services)} services: pipeline, {replicas} workers, Prometheus, Grafana, simulator and tracing profiles")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -782,7 +790,8 @@ def cmd_docs(_args: list[str]) -> int:
     headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
     fails.check("alerts" in headings, "docs/deploy.md needs an `Alerts` heading (rules link to #alerts)")
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
-                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh"):
+                   "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh",
+                   "OTEL_EXPORTER_OTLP_ENDPOINT", "--profile tracing", "http://localhost:16686"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
     return fails.finish("docs/deploy.md covers URLs, scaling, token rotation, NATS sizing and the checks")
 

@@ -109,7 +109,7 @@ impl Extractor for NatsHeaderReader<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0
             .iter()
-            .filter_map(|(name, _)| std::str::from_utf8(name.as_ref()).ok())
+            .map(|(name, _)| AsRef::<str>::as_ref(name))
             .collect()
     }
 }

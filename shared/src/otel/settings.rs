@@ -68,12 +68,13 @@ impl TracesArgs {
     }
 
     /// The URL spans are sent to, `None` when tracing is off.
+    /// (An empty value counts as unset, as the OpenTelemetry specification asks.)
     pub fn traces_url(&self) -> Option<String> {
-        if let Some(url) = &self.otel_exporter_otlp_traces_endpoint {
-            return Some(url.clone());
+        let given = |url: &Option<String>| url.clone().filter(|url| !url.is_empty());
+        if let Some(url) = given(&self.otel_exporter_otlp_traces_endpoint) {
+            return Some(url);
         }
-        self.otel_exporter_otlp_endpoint
-            .as_ref()
+        given(&self.otel_exporter_otlp_endpoint)
             .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
     }
 
@@ -157,9 +158,12 @@ impl fmt::Debug for ExportHeaders {
     }
 }
 
-/// An `http://` or `https://` URL with a host.
+/// An `http://` or `https://` URL with a host, or nothing (an empty value means unset).
 fn parse_http_url(text: &str) -> Result<String, String> {
     let text = text.trim();
+    if text.is_empty() {
+        return Ok(String::new());
+    }
     let rest = text
         .strip_prefix("http://")
         .or_else(|| text.strip_prefix("https://"))
@@ -188,6 +192,8 @@ mod tests {
     fn the_traces_url_is_the_base_with_the_signal_path_unless_given_in_full() {
         let mut args = TracesArgs::off();
         assert_eq!(args.traces_url(), None);
+        args.otel_exporter_otlp_endpoint = Some(String::new());
+        assert_eq!(args.traces_url(), None, "empty means unset");
         args.otel_exporter_otlp_endpoint = Some("http://collector:4318/".into());
         assert_eq!(
             args.traces_url().as_deref(),
@@ -203,6 +209,7 @@ mod tests {
     #[test]
     fn endpoints_must_be_http_urls_with_a_host() {
         assert!(parse_http_url("http://127.0.0.1:4318").is_ok());
+        assert_eq!(parse_http_url(" "), Ok(String::new()));
         assert!(parse_http_url("collector:4318").is_err());
         assert!(parse_http_url("http://").is_err());
         assert!(parse_http_url("grpc://collector:4317").is_err());
