@@ -431,7 +431,8 @@ def cmd_compose(args: list[str]) -> int:
     config = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     services = config.get("services", {})
     fails = Failures()
-    for name in ("nats", "nats-exporter", "ingress", "worker", "prometheus", "grafana", "saltedcx-sim", "saltedcx-sim-load"):
+    for name in ("nats", "nats-exporter", "ingress", "worker", "prometheus", "grafana", "saltedcx-sim", "saltedcx-sim-load",
+                 "jaeger"):
         fails.check(name in services, f"service `{name}` missing")
     if fails.items:
         return fails.finish("")
@@ -451,6 +452,13 @@ def cmd_compose(args: list[str]) -> int:
     fails.check("saltedcx-sim" in aliases, "saltedcx-sim-load needs the network alias saltedcx-sim")
     for name in ("ingress", "worker", "prometheus", "grafana", "nats-exporter"):
         fails.check(not services[name].get("profiles"), f"{name} must run without a profile")
+    # Traces: Jaeger only with --profile tracing; the services export only when told where to.
+    fails.check(services["jaeger"].get("profiles") == ["tracing"], "jaeger must be in profile tracing only")
+    jaeger_ports = {str(p.get("target")) for p in services["jaeger"].get("ports", [])}
+    fails.check({"16686", "4318"} <= jaeger_ports, "jaeger must publish its UI (16686) and OTLP/HTTP (4318)")
+    for name in ("ingress", "worker"):
+        fails.check("OTEL_EXPORTER_OTLP_ENDPOINT" in services[name].get("environment", {}),
+                    f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT must be passed through (empty: traces off)")
 
     worker = services["worker"]
     env = worker.get("environment", {})
@@ -503,7 +511,7 @@ def cmd_compose(args: list[str]) -> int:
     fails.check(genv.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer", "grafana anonymous role must be Viewer")
     ports = {str(p.get("published")): p.get("target") for p in graf.get("ports", [])}
     fails.check(ports.get("3000") == 3000, "grafana must be published on port 3000")
-    return fails.finish(f"{len(services)} services: pipeline, {replicas} workers, Prometheus, Grafana, simulator profiles")
+    return fails.finish(f"{len(services)} services: pipeline, {replicas} workers, Prometheus, Grafana, simulator and tracing profiles")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1051,7 +1059,8 @@ def cmd_docs(_args: list[str]) -> int:
     for needle in ("http://localhost:3000", "http://localhost:9090", "SALTEDCX_TOKEN", "PARTITIONS", "nats-jetstream",
                    "sync_interval", "max_bytes", "scripts/check-deploy.sh", "PLAYBOOK", "scripts/compose-e2e.sh",
                    "nats-auth.conf", "scripts/nats-secrets.sh", "ingress-from-controller", "compose.tls.yaml",
-                   "yourlogic_queue_in_flight"):
+                   "yourlogic_queue_in_flight", "OTEL_EXPORTER_OTLP_ENDPOINT", "--profile tracing",
+                   "http://localhost:16686"):
         fails.check(needle in text, f"docs/deploy.md does not mention {needle}")
     fails.check("security" in headings, "docs/deploy.md needs a `Security` section")
     for secret in sorted(PRODUCTION_SECRETS):

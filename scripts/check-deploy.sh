@@ -2,7 +2,7 @@
 # Validates the deployment files offline (no Docker engine, no cluster):
 #   Dockerfile        hadolint; build targets, non-root user, HEALTHCHECK, cargo-chef layer,
 #                     the BINARIES switch (builder or prebuilt)
-#   compose           `docker compose config -q` (default, demo and load profiles) + semantics;
+#   compose           `docker compose config -q` (default, demo, load, tracing profiles) + semantics;
 #                     the override of scripts/compose-e2e.sh (config -q, hadolint of its images)
 #   Prometheus        promtool check config (compose and compose-e2e) / check rules / test rules
 #   PrometheusRule    generated from the rules file and identical to it
@@ -83,12 +83,14 @@ run "Dockerfile targets, user, health checks" "$PY" scripts/check-deploy.py dock
 COMPOSE=("$BIN/docker-compose" --project-directory deploy/compose -f deploy/compose/compose.yaml)
 # Validate without the developer's own deploy/compose/.env or shell overrides leaking in.
 compose_env=(env -u SALTEDCX_TOKEN -u SALTEDCX_API_URL -u WORKER_REPLICAS -u BIND_ADDR -u PARTITIONS
-    COMPOSE_DISABLE_ENV_FILE=1 DOCKER_CONFIG="$WORK/docker")
+    -u OTEL_EXPORTER_OTLP_ENDPOINT COMPOSE_DISABLE_ENV_FILE=1 DOCKER_CONFIG="$WORK/docker")
 run "compose config (default services)" "${compose_env[@]}" "${COMPOSE[@]}" config -q
 run "compose config (profile demo)" "${compose_env[@]}" "${COMPOSE[@]}" --profile demo config -q
 run "compose config (profile load)" "${compose_env[@]}" "${COMPOSE[@]}" --profile load config -q
+run "compose config (profile tracing)" "${compose_env[@]}" OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318 \
+    "${COMPOSE[@]}" --profile tracing config -q
 compose_semantics() {
-    "${compose_env[@]}" "${COMPOSE[@]}" --profile demo --profile load config --format json >"$WORK/compose.json" \
+    "${compose_env[@]}" "${COMPOSE[@]}" --profile demo --profile load --profile tracing config --format json >"$WORK/compose.json" \
         && "$PY" scripts/check-deploy.py compose "$WORK/compose.json"
 }
 run "compose services, profiles, hardening, scrape targets, NATS users" compose_semantics

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use shared::config::{LogArgs, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
+use shared::otel::TracesArgs;
 
 /// Receives Salted CX Your Logic events, validates them and stores them durably in NATS
 /// JetStream, keyed by conversation; answers 202 only once the event is stored.
@@ -37,6 +38,8 @@ pub struct Config {
     pub token: TokenArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub traces: TracesArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
     #[command(flatten)]
@@ -164,6 +167,7 @@ impl Config {
             log: LogArgs {
                 log_format: shared::config::LogFormat::Text,
             },
+            traces: TracesArgs::off(),
             topology: TopologyArgs::default(),
             routing: RoutingArgs::open(),
             http: HttpArgs {

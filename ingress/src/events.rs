@@ -14,11 +14,12 @@ use shared::deadline::{expired_on_arrival, local_deadline};
 use shared::envelope::Envelope;
 use shared::event::{EventError, TriggerType};
 use shared::telemetry::names;
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::publisher::{PublishError, Stored};
-use crate::rejections;
+use crate::{rejections, traces};
 
 /// Handles one event; every outcome is counted.
 pub async fn post_event(
@@ -28,7 +29,10 @@ pub async fn post_event(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let result = accept(&state, &headers, body).await;
+    let span = traces::request_span(&headers);
+    let result = accept(&state, &headers, body)
+        .instrument(span.clone())
+        .await;
     let outcome = match &result {
         Ok((Stored::New, _)) => "accepted",
         Ok((Stored::Duplicate, _)) => "duplicate",
@@ -36,13 +40,16 @@ pub async fn post_event(
     };
     metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(1);
     metrics::histogram!(names::INGRESS_SECONDS).record(started.elapsed().as_secs_f64());
-    match result {
+    let request_id = result.as_ref().ok().map(|(_, id)| *id);
+    let response = match result {
         Ok((stored, request_id)) => accepted(stored, &request_id),
         Err(err) => {
             rejections::log(&err, peer.map(|p| p.0.0));
             err.into_response()
         }
-    }
+    };
+    traces::record_response(&span, outcome, request_id.as_ref(), response.status());
+    response
 }
 
 /// `202 {"requestId":"…","status":"accepted"|"duplicate"}`, written without building a JSON tree.

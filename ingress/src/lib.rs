@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod publisher;
 pub mod rejections;
+pub mod traces;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -19,11 +19,18 @@ async fn main() -> ExitCode {
         return shared::service::healthcheck(&url);
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    shared::telemetry::init_logging(cli.config.log.log_format);
-    match shared::service::started("ingress", ingress::Ingress::build(cli.config).await) {
+    let telemetry =
+        shared::telemetry::init(cli.config.log.log_format, &cli.config.traces, "ingress");
+    if let Err(code) = shared::service::started("ingress", telemetry) {
+        return code;
+    }
+    let code = match shared::service::started("ingress", ingress::Ingress::build(cli.config).await)
+    {
         Ok(ingress) => {
             shared::service::finished("ingress", ingress.run(shared::shutdown::signal()).await)
         }
         Err(code) => code,
-    }
+    };
+    shared::otel::shutdown();
+    code
 }

@@ -72,7 +72,8 @@ impl Publisher {
         self.js.clone()
     }
 
-    /// Stores `body` durably with the envelope's headers.
+    /// Stores `body` durably with the envelope's headers (and, with traces on, the trace context
+    /// of the current span).
     pub async fn publish(&self, envelope: &Envelope, body: Bytes) -> Result<Stored, PublishError> {
         if !shared::nats::is_connected(&self.client) {
             return Err(PublishError::NotConnected);
@@ -81,11 +82,14 @@ impl Publisher {
             &envelope.conversation,
             self.topology.partitions,
         ));
+        let mut headers = envelope.to_headers();
+        // The request's trace context, so the worker's spans continue its trace (traces on).
+        shared::otel::propagation::inject_current(&mut headers);
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, async {
             let ack = self
                 .js
-                .publish_with_headers(subject, envelope.to_headers(), body)
+                .publish_with_headers(subject, headers, body)
                 .await
                 .map_err(|e| self.refused(e.kind(), e))?;
             ack.await.map_err(|e| self.refused(e.kind(), e))

@@ -1,5 +1,5 @@
 //! What the ingress and the worker share: the Salted CX event and answer model, configuration,
-//! the NATS topology, deadlines, and telemetry.
+//! the NATS topology, deadlines, and telemetry (logs, metrics, traces).
 
 pub mod admission;
 pub mod answer;
@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod event;
 pub mod health;
 pub mod nats;
+pub mod otel;
 pub mod parse;
 pub mod queue;
 pub mod retry;

@@ -1,5 +1,5 @@
-//! Logs and metrics. Logs are text or JSON lines (`RUST_LOG` filters); metrics are Prometheus
-//! text served on `/metrics`. Metric names are constants here so the dashboards, alert rules and
+//! Logs and metrics (and the set-up of traces, see [`crate::otel`]). Logs are text or JSON lines
+//! (`RUST_LOG` filters); metrics are Prometheus text served on `/metrics`. Metric names are constants here so the dashboards, alert rules and
 //! tests can be checked against one list.
 
 use std::io::IsTerminal;
@@ -7,9 +7,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
+use crate::otel::{self, Traces, TracesArgs, TracesError};
 
 /// Every metric this project exports.
 pub mod names {
@@ -341,9 +344,8 @@ const BUCKETS: &[f64] = &[
 /// Starts logging to standard error. Safe to call more than once (later calls do nothing).
 /// Text lines are coloured only when standard error is a terminal, so log files stay plain.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
@@ -352,6 +354,46 @@ pub fn init_logging(format: LogFormat) {
     };
     // Already initialised (several services in one test process): keep the first.
     let _ = result;
+}
+
+/// Starts logging (as [`init_logging`]) and, when `traces` names an OTLP endpoint, the export
+/// of distributed traces as `service` (see [`crate::otel`]). Without an endpoint this is
+/// exactly [`init_logging`]. Call [`crate::otel::shutdown`] when the service has stopped.
+pub fn init(format: LogFormat, traces: &TracesArgs, service: &str) -> Result<(), TracesError> {
+    let Some(traces) = Traces::build(traces, service)? else {
+        init_logging(format);
+        return Ok(());
+    };
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let log = match format {
+        LogFormat::Text => log.with_filter(log_filter()).boxed(),
+        LogFormat::Json => log
+            .json()
+            .flatten_event(true)
+            .with_filter(log_filter())
+            .boxed(),
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(log)
+        .with(traces.layer());
+    match subscriber.try_init() {
+        Ok(()) => traces.install(),
+        // Already initialised (several services in one test process): keep the first.
+        Err(_) => traces.discard(),
+    }
+    Ok(())
+}
+
+/// `RUST_LOG` (default `info`), without the spans that exist for traces only.
+fn log_filter() -> EnvFilter {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match otel::LOG_DIRECTIVE.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        // A constant, checked by a unit test.
+        Err(_) => filter,
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use. Several services in one process
@@ -381,4 +423,23 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_filter_turns_the_trace_only_spans_off_where_they_are_created() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(log_filter())
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let traced = tracing::info_span!(target: otel::SPAN_TARGET, "logic");
+            assert!(traced.is_disabled(), "trace-only spans must cost nothing");
+            let logged = tracing::error_span!("event");
+            assert!(!logged.is_disabled(), "the log's own spans stay");
+        });
+    }
 }

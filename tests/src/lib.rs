@@ -6,6 +6,8 @@
 //! - [`fake_saltedcx::FakeSaltedCx`]: the Salted CX callback API on a loopback port, recording
 //!   every call and answering as scripted (failures, delays, resets, refused connections).
 //! - [`events::EventBuilder`]: valid Salted CX events as JSON, adjustable field by field.
+//! - [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver (a stand-in collector) on a loopback
+//!   port, keeping the spans the services export.
 //! - [`poll`]: waiting for effects with a deadline instead of sleeping, and free ports.
 //! - [`faults`]: fault-injection helpers: bounded load with a ledger, the audit of every
 //!   acknowledged event, the real binaries as processes.
@@ -19,6 +21,7 @@ pub mod faults;
 pub mod killable;
 pub mod nats_cluster;
 pub mod nats_server;
+pub mod otlp;
 pub mod poll;
 mod process;
 pub mod sim;

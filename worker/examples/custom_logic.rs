@@ -34,7 +34,10 @@ impl Logic for MyLogic {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = worker::config::Cli::parse();
-    shared::telemetry::init_logging(cli.config.log.log_format);
+    shared::telemetry::init(cli.config.log.log_format, &cli.config.traces, "worker")?;
     let worker = worker::Worker::build(cli.config, Arc::new(MyLogic)).await?;
-    Ok(worker.run(shared::shutdown::signal()).await?)
+    let result = worker.run(shared::shutdown::signal()).await;
+    // Sends the last spans when traces are on (OTEL_EXPORTER_OTLP_ENDPOINT).
+    shared::otel::shutdown();
+    Ok(result?)
 }

@@ -12,6 +12,7 @@ use shared::answer::{Answer, callback_path};
 use shared::retry::{Backoff, Failure, GaveUp, Limits, retry};
 use shared::secret::Secret;
 use shared::telemetry::names;
+use tracing::Instrument;
 
 /// Where and how callbacks are sent.
 #[derive(Clone)]
@@ -168,6 +169,17 @@ impl Deliverer {
             }));
         }
         let started = Instant::now();
+        // Traces only (disabled, and free, when traces are off).
+        let span = tracing::info_span!(
+            target: shared::otel::SPAN_TARGET,
+            "callback",
+            otel.kind = "client",
+            attempt = number,
+            http.request.method = "POST",
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let response = self
             .http
             .post(url)
@@ -176,11 +188,13 @@ impl Deliverer {
             .timeout(self.attempt_timeout.min(remaining))
             .body(body.clone())
             .send()
+            .instrument(span.clone())
             .await;
         metrics::histogram!(names::CALLBACK_SECONDS).record(started.elapsed().as_secs_f64());
         let last_error = match response {
             Ok(response) => {
                 let status = response.status().as_u16();
+                span.record("http.response.status_code", status);
                 metrics::counter!(names::CALLBACK_REQUESTS, "status" => status_label(status))
                     .increment(1);
                 if response.status().is_success() {
@@ -190,6 +204,7 @@ impl Deliverer {
                         accepted_at: Utc::now(),
                     });
                 }
+                span.record("otel.status_code", "ERROR");
                 let text = response.text().await.unwrap_or_default();
                 let text: String = text.chars().take(300).collect();
                 if !(status == 429 || (500..600).contains(&status)) {
@@ -203,6 +218,8 @@ impl Deliverer {
             Err(err) => {
                 let label = if err.is_timeout() { "timeout" } else { "error" };
                 metrics::counter!(names::CALLBACK_REQUESTS, "status" => label).increment(1);
+                span.record("error.type", label);
+                span.record("otel.status_code", "ERROR");
                 format!("{label}: {}", err.without_url())
             }
         };

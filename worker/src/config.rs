@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::{
     AnswersArgs, LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration,
 };
+use shared::otel::TracesArgs;
 
 use shared::secret::Secret;
 
@@ -124,6 +125,8 @@ pub struct Config {
     pub token: TokenArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub traces: TracesArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
     #[command(flatten)]
@@ -344,6 +347,7 @@ impl Config {
             log: LogArgs {
                 log_format: LogFormat::Text,
             },
+            traces: TracesArgs::off(),
             topology: TopologyArgs::default(),
             answers: AnswersArgs::default(),
             worker: WorkerArgs {

@@ -22,17 +22,23 @@ async fn main() -> ExitCode {
         };
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
-    shared::telemetry::init_logging(cli.config.log.log_format);
+    let telemetry =
+        shared::telemetry::init(cli.config.log.log_format, &cli.config.traces, "worker");
+    if let Err(code) = shared::service::started("worker", telemetry) {
+        return code;
+    }
     let started = match worker::logic_from_config(&cli.config) {
         Ok(logic) => worker::Worker::build(cli.config, logic).await,
         Err(err) => Err(err),
     };
-    match shared::service::started("worker", started) {
+    let code = match shared::service::started("worker", started) {
         Ok(worker) => {
             shared::service::finished("worker", worker.run(shared::shutdown::signal()).await)
         }
         Err(code) => code,
-    }
+    };
+    shared::otel::shutdown();
+    code
 }
 
 /// Runs a subcommand to completion; those that need settings (NATS, the logic) read them from

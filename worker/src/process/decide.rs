@@ -8,6 +8,7 @@ use chrono::Utc;
 use shared::answer::{Action, Reply};
 use shared::event::Event;
 use shared::telemetry::names;
+use tracing::Instrument;
 
 use super::job::Job;
 use super::{FALLBACK_RESERVE, Processor};
@@ -34,7 +35,9 @@ impl Processor {
             raw: job.message.payload.clone(),
         };
         let started = Instant::now();
-        let result = decision::run(self.logic.clone(), Arc::clone(event), context, budget).await;
+        let result = decision::run(self.logic.clone(), Arc::clone(event), context, budget)
+            .instrument(tracing::info_span!(target: shared::otel::SPAN_TARGET, "logic"))
+            .await;
         metrics::histogram!(names::LOGIC_SECONDS).record(started.elapsed().as_secs_f64());
         result
     }

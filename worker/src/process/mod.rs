@@ -94,6 +94,12 @@ impl Processor {
             conversation = %job.envelope.conversation,
             partition
         );
+        // With traces on: continue the ingress's trace, and record the wait in the queue.
+        shared::otel::propagation::continue_event(
+            &span,
+            message.headers.as_ref(),
+            job.envelope.received_at,
+        );
         self.process(&job).instrument(span).await
     }
 
@@ -129,6 +135,11 @@ impl Processor {
             reason,
             &error,
         )
+        .instrument(tracing::info_span!(
+            target: shared::otel::SPAN_TARGET,
+            "dead letter",
+            reason = reason.as_str()
+        ))
         .await;
         match stored {
             Ok(()) if reason.answered_with_fallback() => Outcome::Failed,
