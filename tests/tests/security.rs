@@ -1,6 +1,6 @@
 //! The findings of the security review, each reproduced on loopback and shown fixed: crafted
 //! bodies that used to cost hundreds of MB, a far-future deadline chosen by the sender, an
-//! unreachable callback host retried without end, redirects carrying the token elsewhere,
+//! unreachable callback host retried without end (and holding back its partition), redirects carrying the token elsewhere,
 //! secrets in notes, dead letters and `--help`, events too large for NATS answered 503, internal
 //! error text in 503 bodies, operational endpoints on the public port, and a worker admin port
 //! without header timeout. (Slow-header slot exhaustion: tests/tests/hostile_connections.rs; a
@@ -145,22 +145,65 @@ async fn a_far_future_deadline_is_worked_on_for_at_most_max_budget() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_callback_host_is_given_up_after_the_allowed_attempts() -> Result<()> {
+async fn an_unreachable_callback_host_is_given_up_after_the_allowed_attempts_and_delays_no_other_conversation()
+-> Result<()> {
+    const ATTEMPTS: usize = 10;
     let nats = NatsServer::start().await?;
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    fake.set_behaviour(Behaviour::always(Reply::status(503)));
+    fake.set_behaviour_for("unreachable", Behaviour::always(Reply::status(503)));
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, READY).await?;
     let worker = stack::start_worker(&nats.url(), &fake.base_url(), NonceLogic::shared(), |c| {
-        c.worker.callback_max_attempts = 3;
+        c.worker.callback_max_attempts = u32::try_from(ATTEMPTS).unwrap_or(u32::MAX);
     })
     .await?;
     stack::wait_ready(&worker, READY).await?;
+    let poster = Poster::new(&ingress.url());
     let event = EventBuilder::message("unreachable", "hello")
         .expires_in(Duration::from_secs(50))
         .build();
     let id = event["requestId"].as_str().unwrap_or_default().to_string();
-    assert_eq!(Poster::new(&ingress.url()).post(&event).await?.0, 202);
+    assert_eq!(poster.post(&event).await?.0, 202);
+    let attempts = |fake: &FakeSaltedCx, id: &str| {
+        fake.callbacks()
+            .iter()
+            .filter(|c| c.request_id.as_deref() == Some(id))
+            .count()
+    };
+    let first_attempt = testkit::wait_until(WAIT, Duration::from_millis(10), || {
+        let n = attempts(&fake, &id);
+        async move { n > 0 }
+    })
+    .await;
+    assert!(first_attempt, "no callback attempt");
+
+    // While its callbacks are retried (about 4 s of backoff), a conversation of the same
+    // partition is answered as usual.
+    let partition = shared::topology::partition_of("unreachable", 64);
+    let neighbour = (0..)
+        .map(|i| format!("neighbour-{i}"))
+        .find(|c| shared::topology::partition_of(c, 64) == partition)
+        .context("a neighbour")?;
+    let other = EventBuilder::message(&neighbour, "hello").build();
+    let other_id = other["requestId"].as_str().unwrap_or_default().to_string();
+    let posted = chrono::Utc::now();
+    assert_eq!(poster.post(&other).await?.0, 202);
+    let answered = fake.wait_for_request(&other_id, WAIT).await?;
+    let waited = (answered.received_at - posted).to_std().unwrap_or_default();
+    let retried_meanwhile = attempts(&fake, &id);
+    println!(
+        "a neighbour in partition {partition} answered after {waited:?} while the unreachable \
+         host had {retried_meanwhile} of its {ATTEMPTS} attempts"
+    );
+    assert!(
+        retried_meanwhile < ATTEMPTS,
+        "the unreachable host's attempts were over before the neighbour was answered"
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "the neighbour waited {waited:?}"
+    );
+
     let js = nats.jetstream().await?;
     let dead = testkit::wait_until(WAIT, Duration::from_millis(100), || {
         let (js, id) = (js.clone(), id.clone());
@@ -180,12 +223,7 @@ async fn an_unreachable_callback_host_is_given_up_after_the_allowed_attempts() -
         .find(|d| d.request_id == id)
         .context("letter")?;
     assert_eq!(letter.reason, "callback_unreachable");
-    let attempts = fake
-        .callbacks()
-        .iter()
-        .filter(|c| c.request_id.as_deref() == Some(id.as_str()))
-        .count();
-    assert_eq!(attempts, 3, "{}", fake.summary());
+    assert_eq!(attempts(&fake, &id), ATTEMPTS, "{}", fake.summary());
     Ok(())
 }
 
