@@ -223,13 +223,17 @@ impl Turn<'_> {
     }
 
     /// Answers an intent: its answer, then the redirect after off-topic requests and after
-    /// small talk before any request. Never escalates, never counts as misunderstood.
+    /// small talk before any request (unless the intent says otherwise). Never escalates, never
+    /// counts as misunderstood.
     fn intent_answer(&mut self, index: usize) {
         let pb = self.playbook;
         let intent = &pb.intents[index];
         self.say(Some(&intent.answer));
         let before_request = matches!(self.state.phase, Phase::New | Phase::Collecting);
-        if intent.kind == IntentKind::OffTopic || before_request {
+        let redirect = intent
+            .redirect
+            .unwrap_or(intent.kind == IntentKind::OffTopic || before_request);
+        if redirect {
             self.say(pb.texts.redirect.as_ref());
         }
         if self.state.phase == Phase::New {

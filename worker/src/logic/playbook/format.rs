@@ -353,6 +353,10 @@ pub struct Intent {
     pub phrases: Vec<Text>,
     /// The answer.
     pub answer: Message,
+    /// Whether the playbook's `conversation.redirect` follows the answer (unset: always after
+    /// off-topic requests, after small talk only before the customer stated a request). `false`
+    /// suits farewells.
+    pub redirect: Option<bool>,
 }
 
 /// `[[details]]`: a detail of the request (an order number, ...) captured into the state.

@@ -123,6 +123,8 @@ pub(crate) struct Intent {
     pub kind: IntentKind,
     pub phrases: Vec<Phrase>,
     pub answer: LocalText,
+    /// Whether the redirect follows the answer; `None`: as the kind says.
+    pub redirect: Option<bool>,
 }
 
 /// A request detail captured into the state.

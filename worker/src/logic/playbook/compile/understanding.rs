@@ -163,6 +163,7 @@ impl Checker<'_> {
                 kind: *intent.kind.get_ref(),
                 phrases: self.verbatim_phrases(&intent.phrases, &format!("{path}.phrases")),
                 answer: self.message(&intent.answer, &format!("{path}.answer"), NONE),
+                redirect: intent.redirect,
             });
         }
         intents
