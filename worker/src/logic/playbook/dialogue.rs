@@ -48,7 +48,7 @@ impl Turn<'_> {
         };
         let pb = self.playbook;
         let words = self.words(&texts);
-        let matched = best_match(&pb.patterns, &words, pb.threshold);
+        let matched = best_match(&pb.patterns, &words, pb.threshold, &pb.refusals);
         if self.human {
             match pb.during_agent {
                 DuringAgent::Silent => {

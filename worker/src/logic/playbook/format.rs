@@ -130,6 +130,10 @@ pub struct Matching {
     /// Words that negate what follows them in a clause, in addition to the built-in ones.
     #[serde(default)]
     pub negations: Vec<Text>,
+    /// Cues after which a knowledge-base keyword does not count ("don't want"), in addition to
+    /// the built-in ones.
+    #[serde(default)]
+    pub refusals: Vec<Text>,
 }
 
 impl Default for Matching {
@@ -139,6 +143,7 @@ impl Default for Matching {
             vague_below: default_vague_below(),
             ignore_words: Vec::new(),
             negations: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Playbook {
     pub(crate) default_language: String,
     pub(crate) filler: Filler,
     pub(crate) negations: Negations,
+    /// Cues after which a knowledge-base keyword does not count.
+    pub(crate) refusals: Negations,
     pub(crate) threshold: f64,
     pub(crate) vague_below: usize,
     pub(crate) texts: Texts,

@@ -39,13 +39,14 @@ impl Checker<'_> {
         }
         self.languages(&file);
         let m = &file.matching;
-        for word in m.ignore_words.iter().chain(&m.negations) {
+        for word in m.ignore_words.iter().chain(&m.negations).chain(&m.refusals) {
             if matching_is_blank(word.get_ref()) {
                 self.report(word.span(), "`matching` lists an entry without any word");
             }
         }
         let filler = Filler::new(m.ignore_words.iter().map(|w| w.get_ref().as_str()));
         let negations = Negations::new(m.negations.iter().map(|w| w.get_ref().as_str()));
+        let refusals = Negations::refusals(m.refusals.iter().map(|w| w.get_ref().as_str()));
         let threshold = *m.threshold.get_ref();
         if !(threshold > 0.0 && threshold <= 1.0) {
             self.report(
@@ -104,6 +105,7 @@ impl Checker<'_> {
             default_language: self.default_language.clone(),
             filler,
             negations,
+            refusals,
             threshold,
             vague_below: usize::try_from(vague_below).unwrap_or(0),
             texts,

@@ -273,15 +273,21 @@ pub struct Match {
 }
 
 /// Finds the entry that best matches any of `texts` with at least `threshold`. Ties go to the
-/// entry with more matched words, then to the earlier entry.
-pub fn best_match(entries: &[EntryPatterns], texts: &[Words], threshold: f64) -> Option<Match> {
+/// entry with more matched words, then to the earlier entry. A keyword found only after a
+/// refusal ("I don't want to return anything") does not count.
+pub fn best_match(
+    entries: &[EntryPatterns],
+    texts: &[Words],
+    threshold: f64,
+    refusals: &Negations,
+) -> Option<Match> {
     let mut best: Option<(Match, usize)> = None;
     for (index, entry) in entries.iter().enumerate() {
         for text in texts {
             let keyword = entry
                 .keywords
                 .iter()
-                .filter(|k| k.found_in(text))
+                .filter(|k| k.find(text, refusals) == Found::Yes)
                 .map(|k| (1.0, k.words.len()));
             let questions = entry.questions.iter().map(|q| q.coverage(text));
             for (score, found) in keyword.chain(questions) {

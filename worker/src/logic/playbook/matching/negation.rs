@@ -1,4 +1,6 @@
-//! Negations: words that negate what follows them in a clause ("no need for a human").
+//! Negations: words that negate what follows them in a clause ("no need for a human"), and
+//! refusals, the narrower cues that say the customer does not want what follows ("I don't want
+//! to return anything").
 
 use super::Phrase;
 
@@ -45,10 +47,48 @@ const NEGATION_REACH: usize = 6;
 #[derive(Debug, Clone)]
 pub struct Negations(Vec<Phrase>);
 
+/// Built-in refusals (the playbook can add more: `matching.refusals`): a knowledge-base keyword
+/// after one of these in its clause does not count. Plain negations would be too broad there
+/// ("my parcel did not arrive" is still about the parcel).
+const REFUSALS: &[&str] = &[
+    "don't want",
+    "do not want",
+    "dont want",
+    "don't need",
+    "do not need",
+    "dont need",
+    "no need",
+    "not interested",
+    "no quiero",
+    "no necesito",
+    "no hace falta",
+    "will kein",
+    "will nicht",
+    "möchte kein",
+    "möchte nicht",
+    "brauche kein",
+    "brauche nicht",
+    "nicht nötig",
+    "veux pas",
+    "pas besoin",
+    "nechci",
+    "nepotrebuji",
+    "nepotrebuju",
+];
+
 impl Negations {
     /// The built-in negation words plus `extra`.
     pub fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> Self {
-        let phrases = NEGATIONS
+        Self::of(NEGATIONS, extra)
+    }
+
+    /// The built-in refusals plus `extra`.
+    pub fn refusals<'a>(extra: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::of(REFUSALS, extra)
+    }
+
+    fn of<'a>(built_in: &[&'a str], extra: impl IntoIterator<Item = &'a str>) -> Self {
+        let phrases = built_in
             .iter()
             .copied()
             .chain(extra)

@@ -66,9 +66,45 @@ fn the_entry_with_more_matched_words_wins_a_tie() {
             keywords: vec![],
         },
     ];
-    let found = best_match(&entries, &[words("How do I return an order?")], 0.75);
+    let refusals = Negations::refusals([]);
+    let found = best_match(
+        &entries,
+        &[words("How do I return an order?")],
+        0.75,
+        &refusals,
+    );
     assert_eq!(found.map(|m| m.index), Some(1));
-    assert_eq!(best_match(&entries, &[words("weather")], 0.75), None);
+    assert_eq!(
+        best_match(&entries, &[words("weather")], 0.75, &refusals),
+        None
+    );
+}
+
+#[test]
+fn a_keyword_after_a_refusal_does_not_count_but_after_a_plain_negation_it_does() {
+    let f = filler();
+    let entries = vec![
+        EntryPatterns {
+            questions: vec![],
+            keywords: vec![Phrase::new("parcel", &f)],
+        },
+        EntryPatterns {
+            questions: vec![],
+            keywords: vec![Phrase::new("return", &f), Phrase::new("refund", &f)],
+        },
+    ];
+    let refusals = Negations::refusals(["rather not"]);
+    let best = |text: &str| best_match(&entries, &[words(text)], 0.75, &refusals).map(|m| m.index);
+    // Refused: built-in cues in several languages, and one from the playbook.
+    assert_eq!(best("I don't want to return anything"), None);
+    assert_eq!(best("no need for a refund, where is my parcel?"), Some(0));
+    assert_eq!(best("Ich will keinen refund"), None);
+    assert_eq!(best("I'd rather not return it"), None);
+    // Not refused: a plain negation, a refusal in another clause, or the keyword again later.
+    assert_eq!(best("my parcel did not arrive"), Some(0));
+    assert_eq!(best("I did not get my parcel"), Some(0));
+    assert_eq!(best("I don't want to wait, I want a refund"), Some(1));
+    assert_eq!(best("I don't want a refund. I want to return it"), Some(1));
 }
 
 fn scrambled(words: Vec<String>) -> impl Strategy<Value = String> {
