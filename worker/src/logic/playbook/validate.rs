@@ -155,9 +155,19 @@ impl Checker<'_> {
 
     /// Phrases that must each contain at least one word.
     pub(super) fn phrases(&mut self, list: &[Text], field: &str, filler: &Filler) -> Vec<Phrase> {
+        self.checked_phrases(list, field, |text| Phrase::new(text, filler))
+    }
+
+    /// `list` made into phrases by `build`; an entry without any word is reported.
+    pub(super) fn checked_phrases(
+        &mut self,
+        list: &[Text],
+        field: &str,
+        build: impl Fn(&str) -> Phrase,
+    ) -> Vec<Phrase> {
         list.iter()
             .map(|text| {
-                let phrase = Phrase::new(text.get_ref(), filler);
+                let phrase = build(text.get_ref());
                 if phrase.is_empty() {
                     self.report(
                         text.span(),

@@ -97,18 +97,7 @@ impl Checker<'_> {
 
     /// Phrases matched with all their words, filler words included.
     fn verbatim_phrases(&mut self, list: &[Text], field: &str) -> Vec<Phrase> {
-        list.iter()
-            .map(|text| {
-                let phrase = Phrase::verbatim(text.get_ref());
-                if phrase.is_empty() {
-                    self.report(
-                        text.span(),
-                        format!("`{field}` contains an entry without any word; it can never match"),
-                    );
-                }
-                phrase
-            })
-            .collect()
+        self.checked_phrases(list, field, Phrase::verbatim)
     }
 
     pub(super) fn closing(&mut self, file: &PlaybookFile) -> Option<Closing> {
