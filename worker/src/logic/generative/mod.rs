@@ -235,6 +235,7 @@ impl GenerativeLogic {
                 let outcome = match generated {
                     Generated::Answer(_) => "answered",
                     Generated::Escalate(_) => "escalated",
+                    Generated::Unanswered => "fallback",
                 };
                 metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => outcome).increment(1);
                 self.playbook
