@@ -49,6 +49,32 @@ pub fn playbook_logic(worker: &WorkerArgs) -> Result<PlaybookLogic, SetupError> 
     Ok(PlaybookLogic::with_options(playbook, options))
 }
 
+/// The allowed link hosts, lower case: bare host names (`shop.example.com`), no scheme or path.
+fn link_hosts(hosts: &[String]) -> Result<Vec<String>, SetupError> {
+    hosts
+        .iter()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let valid = h.contains('.')
+                && h.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                Ok(h)
+            } else {
+                Err(SetupError::Invalid(
+                    "GENERATIVE_LINK_HOSTS",
+                    format!("`{h}` (a host name such as shop.example.com)"),
+                ))
+            }
+        })
+        .collect()
+}
+
 /// `LOGIC=generative`.
 pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupError> {
     let g = &worker.generative;
@@ -95,6 +121,8 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         passages: g.passages,
         history: g.history,
         escalation_tool: g.escalation_tool,
+        redact_pii: g.redact_pii,
+        link_hosts: link_hosts(&g.link_hosts)?,
     };
     Ok(GenerativeLogic::new(
         playbook, options, client, documents, settings,

@@ -119,8 +119,8 @@ impl Turn<'_> {
             }
             // An entry that needs a detail first asks for it: the model does not answer
             // before the playbook has what the answer depends on.
-            let generated = self.missing_detail(m.index).is_none()
-                && self.use_generated(StepKind::Knowledge);
+            let generated =
+                self.missing_detail(m.index).is_none() && self.use_generated(StepKind::Knowledge);
             if !generated {
                 self.give_answer(m.index);
             } else if matches!(self.generated, Some(Generated::Escalate(_))) {
@@ -211,7 +211,12 @@ impl Turn<'_> {
                 // Not the customer's fault: no misunderstanding is counted, and the bot says
                 // what it can help with instead of asking to rephrase.
                 let pb = self.playbook;
-                self.say(pb.texts.redirect.as_ref().or(pb.texts.not_understood.as_ref()));
+                self.say(
+                    pb.texts
+                        .redirect
+                        .as_ref()
+                        .or(pb.texts.not_understood.as_ref()),
+                );
                 if matches!(self.state.phase, Phase::New | Phase::Collecting) {
                     self.state.phase = Phase::Collecting;
                 } else {
