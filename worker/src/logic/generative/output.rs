@@ -2,11 +2,14 @@
 //! - reasoning removed: `<think>…</think>` blocks, an unclosed `<think>` and everything after
 //!   it, and everything before a `</think>` that has no opening tag (chat templates that put the
 //!   opening tag in the prompt); chat-template tokens such as `<|im_end|>`;
+//! - an echo of the prompt's reference list (a line starting `[2] (faq.md)` and all after it:
+//!   small models continue the prompt's format instead of answering);
 //! - terminal escape sequences, control characters (a line break stays, a tab becomes a space),
 //!   bidirectional-text controls and invisible zero-width characters removed;
 //! - markdown links written out as `text (url)`, so the link check sees every URL;
 //! - at most `max_chars` characters, cut after the last whole sentence that fits (a point
-//!   between digits, as in `12.50`, ends no sentence), else after the last whole word with `…`.
+//!   between digits, as in `12.50`, ends no sentence), else after the last whole word with `…`;
+//!   an answer the token limit cut in the middle of a sentence ends at its last whole sentence.
 
 use std::sync::LazyLock;
 
@@ -15,6 +18,9 @@ use regex::Regex;
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
+/// A reference header as the prompt lists passages: `[2] (faq.md)`.
+static PROMPT_ECHO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^\s*\[\d{1,2}\]\s*\(").expect("valid echo pattern"));
 static TEMPLATE_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"<\|[^|<>]{1,40}\|>").expect("valid token pattern"));
 /// ANSI/VT escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL|ESC \`) and two-byte ones.
@@ -31,14 +37,17 @@ static MARKDOWN_LINK: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Compiles the patterns (they are otherwise compiled on first use).
 pub fn prepare() {
-    for pattern in [&TEMPLATE_TOKEN, &ESCAPE, &MARKDOWN_LINK] {
+    for pattern in [&PROMPT_ECHO, &TEMPLATE_TOKEN, &ESCAPE, &MARKDOWN_LINK] {
         LazyLock::force(pattern);
     }
 }
 
 /// The text as the customer may get it, or `None` when nothing is left.
 pub fn clean(text: &str, max_chars: usize) -> Option<String> {
-    let text = without_reasoning(text);
+    let mut text = without_reasoning(text);
+    if let Some(echo) = PROMPT_ECHO.find(&text) {
+        text.truncate(echo.start());
+    }
     let text = TEMPLATE_TOKEN.replace_all(&text, "");
     let text = ESCAPE.replace_all(&text, "");
     let text: String = text.chars().filter_map(printable).collect();
@@ -53,7 +62,24 @@ pub fn clean(text: &str, max_chars: usize) -> Option<String> {
     if text.is_empty() {
         return None;
     }
-    Some(shorten(&text, max_chars))
+    Some(shorten(&whole_sentences(&text), max_chars))
+}
+
+/// `text` up to its last sentence end, when it stops in the middle of a later sentence (the
+/// model ran out of tokens); unchanged when it has no sentence end at all.
+fn whole_sentences(text: &str) -> String {
+    let last = text.chars().last();
+    if last.is_none_or(|c| matches!(c, '.' | '!' | '?' | '…' | '。' | '！' | '？' | ')' | '"'))
+    {
+        return text.to_string();
+    }
+    text.char_indices()
+        .rev()
+        .find(|&(i, c)| ends_sentence(text, i, c))
+        .map_or_else(
+            || text.to_string(),
+            |(i, c)| text[..i + c.len_utf8()].to_string(),
+        )
 }
 
 /// `text` without reasoning blocks.
@@ -198,6 +224,32 @@ mod tests {
             Some("Answer.")
         );
         assert_eq!(clean("Hi!<|im_end|>", 100).as_deref(), Some("Hi!"));
+    }
+
+    #[test]
+    fn an_answer_cut_by_the_token_limit_ends_at_its_last_whole_sentence() {
+        assert_eq!(
+            clean("It costs 12.50 EUR. There are other countries such as", 200).as_deref(),
+            Some("It costs 12.50 EUR.")
+        );
+        assert_eq!(clean("Sure thing", 200).as_deref(), Some("Sure thing"));
+    }
+
+    #[test]
+    fn an_echo_of_the_reference_list_is_cut_off() {
+        assert_eq!(
+            clean(
+                "It costs 12.50 EUR.\n[3] (shipping.md) # Shipping\n\nMore.",
+                200
+            )
+            .as_deref(),
+            Some("It costs 12.50 EUR.")
+        );
+        assert_eq!(clean("[1] (faq.md) We ship.", 200), None);
+        assert_eq!(
+            clean("See point [2] (the second one).", 200).as_deref(),
+            Some("See point [2] (the second one).")
+        );
     }
 
     #[test]

@@ -13,9 +13,6 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-/// The markers put in place of personal data.
-pub const MARKERS: &[&str] = &["[email]", "[account]", "[card]", "[phone]"];
-
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
         .expect("valid e-mail pattern")

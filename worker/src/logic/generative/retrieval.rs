@@ -44,6 +44,9 @@ pub struct Passage {
     /// Where it comes from (`knowledge delivery`, `faq.md`), shown to the model.
     pub source: String,
     pub text: String,
+    /// Words that find the passage but are not shown to the model (a knowledge entry's
+    /// example questions and keywords: the model only needs the answer).
+    pub cues: String,
     /// Whether `{name}` in the text are placeholders for request details (knowledge answers).
     pub template: bool,
 }
@@ -54,6 +57,7 @@ impl Passage {
         Self {
             source: source.into(),
             text: text.into(),
+            cues: String::new(),
             template: false,
         }
     }
@@ -114,7 +118,8 @@ impl Index {
         let mut lengths = Vec::with_capacity(passages.len());
         let mut document_frequency: HashMap<String, usize> = HashMap::new();
         for passage in &passages {
-            let words = stems(&format!("{} {}", passage.source, passage.text), &filler);
+            let indexed = format!("{} {} {}", passage.source, passage.cues, passage.text);
+            let words = stems(&indexed, &filler);
             lengths.push(words.len());
             let mut counts: HashMap<String, u32> = HashMap::new();
             for word in words {
@@ -195,13 +200,14 @@ fn stems(text: &str, filler: &Filler) -> Vec<String> {
         .collect()
 }
 
-/// One passage per knowledge entry: its questions and keywords, and its answer.
+/// One passage per knowledge entry: its answer, found by its questions and keywords too.
 pub fn knowledge_passages(playbook: &Playbook) -> Vec<Passage> {
     playbook
         .knowledge_texts()
         .map(|(id, source, answer)| Passage {
             source: format!("knowledge {id}"),
-            text: format!("{source}\n{}", answer.default_text()),
+            text: answer.default_text().to_string(),
+            cues: source,
             template: true,
         })
         .collect()
@@ -329,6 +335,7 @@ mod tests {
         let template = Passage {
             source: "knowledge damaged".into(),
             text: "I have noted order {order}.".into(),
+            cues: "broken".into(),
             template: true,
         };
         assert_eq!(template.rendered(&[]), None);

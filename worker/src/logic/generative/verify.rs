@@ -8,13 +8,12 @@
 //! - **Unverified facts** (`unverified`): every phone number, e-mail address, price and link in
 //!   the answer must appear in what the model was given (the passages and the conversation),
 //!   a link's host must be on the allow-list (`GENERATIVE_LINK_HOSTS`; none by default), and
-//!   the redaction markers (`[phone]`, ...) must not be repeated.
+//!   the redaction markers (`[phone]`, ...) and placeholders like them (`[phone_number]`) must
+//!   not appear.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
-
-use super::redact::MARKERS;
 
 /// Why an answer is not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +67,11 @@ static PRICE: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid price pattern")
 });
+/// The redaction markers, and placeholders like them (`[phone_number]`, `[Email address]`).
+static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\[\s*(?:phone|e-?mail|card|account|iban|number|address)[^\]]{0,30}\]")
+        .expect("valid marker pattern")
+});
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d[\d.,]*\d|\d").expect("valid number pattern"));
 
@@ -110,6 +114,7 @@ pub fn prepare() {
         &LINK,
         &PHONE,
         &PRICE,
+        &MARKER,
         &NUMBER,
     ] {
         LazyLock::force(pattern);
@@ -125,7 +130,7 @@ pub fn check(answer: &str, sources: &Sources, link_hosts: &[String]) -> Result<(
     if ROLE_LABEL.is_match(answer) || INSTRUCTION.is_match(answer) {
         return Err(Rejection::Unsafe("instruction"));
     }
-    if MARKERS.iter().any(|m| answer.contains(m)) {
+    if MARKER.is_match(answer) {
         return Err(Rejection::Unverified("redacted value"));
     }
     for email in EMAIL.find_iter(answer) {

@@ -61,6 +61,7 @@ fn contact_data_prices_and_links_not_given_to_the_model_are_unverified() {
         "Track it at evil.example/track.",
         "See https://shop.example.com/other-page.",
         "We called [phone].",
+        "Contact me at [phone_number] or [Email address].",
     ] {
         assert!(
             matches!(
