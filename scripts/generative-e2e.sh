@@ -152,6 +152,12 @@ stack_start llama env OMP_WAIT_POLICY=passive "${LLAMA}/venv/bin/python" -m llam
     --model "${LLAMA}/model/${MODEL_FILE}" --model_alias smollm2 \
     --host 127.0.0.1 --port "$LLAMA_PORT" --n_ctx 4096 --n_threads 2 --verbose false
 wait_http "http://127.0.0.1:${LLAMA_PORT}/v1/models" llama 120
+# One token, unmeasured: the first request pages the weights in.
+"${LLAMA}/venv/bin/python" -c '
+import json, sys, urllib.request
+body = {"model": "smollm2", "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+request = urllib.request.Request(sys.argv[1], json.dumps(body).encode(), {"Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=120).read()' "http://127.0.0.1:${LLAMA_PORT}/v1/chat/completions"
 
 # The worker reads its settings from the environment stack_start_pipeline passes on.
 export LOGIC=generative

@@ -89,7 +89,7 @@ pub mod names {
     /// Counter, label `outcome`: answered, escalated (the model's tool call), fallback.
     pub const GENERATIVE_REQUESTS: &str = "yourlogic_generative_requests_total";
     /// Counter, label `reason`: no_time, no_passages, timeout, unavailable, unauthorized,
-    /// http_error, malformed, empty, unsafe, unverified (why the playbook's answer was used
+    /// http_error, malformed, empty, echo, unsafe, unverified (why the playbook's answer was used
     /// instead of the model's).
     pub const GENERATIVE_FALLBACKS: &str = "yourlogic_generative_fallbacks_total";
     /// Histogram: duration of one chat-completions request.
@@ -128,6 +128,7 @@ pub mod outcome_labels {
         "http_error",
         "malformed",
         "empty",
+        "echo",
         "unsafe",
         "unverified",
     ];

@@ -19,6 +19,8 @@ pub enum Fallback {
     Malformed,
     /// No text and no tool call.
     Empty,
+    /// The text only repeats the customer's question.
+    Echo,
     /// The text looks like an action, a note for agents or an instruction.
     Unsafe,
     /// The text states contact data, a price or a link that the model was not given.
@@ -37,6 +39,7 @@ impl Fallback {
             Fallback::HttpError => "http_error",
             Fallback::Malformed => "malformed",
             Fallback::Empty => "empty",
+            Fallback::Echo => "echo",
             Fallback::Unsafe => "unsafe",
             Fallback::Unverified => "unverified",
         }

@@ -235,11 +235,16 @@ impl GenerativeLogic {
             "generative answer received"
         );
         let sources = Sources::new(request.messages.iter().map(|m| m.content.as_str()));
-        self.interpret(completion, &sources)
+        self.interpret(event, completion, &sources)
     }
 
     /// The escalation tool call wins; otherwise the cleaned-up, checked text.
-    fn interpret(&self, completion: Completion, sources: &Sources) -> Result<Generated, Fallback> {
+    fn interpret(
+        &self,
+        event: &Event,
+        completion: Completion,
+        sources: &Sources,
+    ) -> Result<Generated, Fallback> {
         if let Some(call) = completion
             .tool_calls
             .iter()
@@ -253,6 +258,10 @@ impl GenerativeLogic {
             .as_deref()
             .and_then(|text| output::clean(text, self.settings.max_reply_chars))
             .ok_or(Fallback::Empty)?;
+        let message = event.trigger_texts().find(|t| !t.trim().is_empty());
+        if message.is_some_and(|message| verify::echoes(&text, message)) {
+            return Err(Fallback::Echo);
+        }
         verify::check(&text, sources, &self.settings.link_hosts).map_err(|rejection| {
             tracing::warn!(%rejection, "generative answer not sent; the playbook answers");
             Fallback::from(rejection)

@@ -15,6 +15,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::logic::playbook::matching::tokens;
+
 /// Why an answer is not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -101,6 +103,20 @@ impl Sources {
             amounts,
         }
     }
+}
+
+/// Whether `answer` only repeats the customer's `message` as a question (small models echo
+/// what they cannot answer: "Kdy mi přijde zásilka?" for "Kdy mi přijde zásilka?"): it ends
+/// with a question mark and at least 60 % of its words start like words of the message.
+pub fn echoes(answer: &str, message: &str) -> bool {
+    let stem = |w: &String| w.chars().take(4).collect::<String>();
+    let asked: Vec<String> = tokens(message).iter().map(stem).collect();
+    let said: Vec<String> = tokens(answer).iter().map(stem).collect();
+    if !answer.trim_end().ends_with(['?', '？']) || said.is_empty() {
+        return false;
+    }
+    let repeated = said.iter().filter(|w| asked.contains(w)).count();
+    repeated * 10 >= said.len() * 6
 }
 
 /// Compiles the patterns (they are otherwise compiled on first use).

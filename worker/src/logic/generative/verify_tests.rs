@@ -83,3 +83,15 @@ fn amounts_are_compared_whatever_their_separators() {
     assert_eq!(amount("1 000.00"), Some(100_000));
     assert_eq!(amount("7"), Some(700));
 }
+
+#[test]
+fn an_answer_that_repeats_the_question_is_an_echo() {
+    assert!(echoes("Kdy mi přijde zásilka?", "Kdy mi přijde zásilka?"));
+    assert!(echoes("Ich habe geöffnet?", "Wann haben Sie geöffnet?"));
+    assert!(echoes(
+        "Comment réussir un article ?",
+        "Comment retourner un article ?"
+    ));
+    assert!(!echoes("Which order do you mean?", "Where is my order?"));
+    assert!(!echoes("Yes, we ship to Norway.", "Do you ship to Norway?"));
+}
