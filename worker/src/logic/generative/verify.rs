@@ -5,7 +5,7 @@
 //!   (`NEEDS_HELP`, `requestId`, tool names), role labels (`SYSTEM:`, `NOTE to agent:`),
 //!   instructions about the conversation ("close it", "mark it as resolved") or about the
 //!   rules ("ignore previous instructions").
-//! - **Unverified facts** (`unverified`): every phone number, e-mail address, price and link in
+//! - **Unverified facts** (`unverified`): every phone number, e-mail address, price, percentage and link in
 //!   the answer must appear in what the model was given (the passages and the conversation),
 //!   a link's host must be on the allow-list (`GENERATIVE_LINK_HOSTS`; none by default), and
 //!   the redaction markers (`[phone]`, ...) and placeholders like them (`[phone_number]`) must
@@ -61,6 +61,11 @@ static LINK: LazyLock<Regex> = LazyLock::new(|| {
 /// Seven or more digits with separators, optionally after `+`: phone-like numbers.
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\+?\(?\d(?:[\s().\-/]{0,2}\d){6,}").expect("valid phone pattern")
+});
+/// A percentage (discounts, fees).
+static PERCENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\d+(?:[.,]\d{1,2})?)\s?(?:%|percent\b|per cent\b|prozent\b|por ciento\b|procent)")
+        .expect("valid percent pattern")
 });
 /// An amount next to a currency sign, code or word.
 static PRICE: LazyLock<Regex> = LazyLock::new(|| {
@@ -130,6 +135,7 @@ pub fn prepare() {
         &LINK,
         &PHONE,
         &PRICE,
+        &PERCENT,
         &MARKER,
         &NUMBER,
     ] {
@@ -176,6 +182,12 @@ pub fn check(answer: &str, sources: &Sources, link_hosts: &[String]) -> Result<(
             .and_then(|m| amount(m.as_str()));
         if value.is_none_or(|v| !sources.amounts.contains(&v)) {
             return Err(Rejection::Unverified("price"));
+        }
+    }
+    for percent in PERCENT.captures_iter(answer) {
+        let value = percent.get(1).and_then(|m| amount(m.as_str()));
+        if value.is_none_or(|v| !sources.amounts.contains(&v)) {
+            return Err(Rejection::Unverified("percentage"));
         }
     }
     Ok(())
