@@ -133,7 +133,7 @@ wait_http() {
 install_tools
 if [[ -z "$bin_dir" ]]; then
     stack_log "building the release binaries (ingress, worker, saltedcx-sim)"
-    (cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests --bin saltedcx-sim)
+    (cd "$REPO" && cargo build --release --locked --bin ingress --bin worker --bin saltedcx-sim)
     bin_dir="${REPO}/target/release"
 fi
 export STACK_BIN_DIR="$bin_dir"

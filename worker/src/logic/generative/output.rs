@@ -6,7 +6,8 @@
 //!   small models continue the prompt's format instead of answering);
 //! - terminal escape sequences, control characters (a line break stays, a tab becomes a space),
 //!   bidirectional-text controls and invisible zero-width characters removed;
-//! - markdown links written out as `text (url)`, so the link check sees every URL;
+//! - markdown links written out as `text (url)`, so the link check sees every URL; bold and
+//!   heading marks (`**`, `__`, `# `) removed: the chat shows plain text;
 //! - at most `max_chars` characters, cut after the last whole sentence that fits (a point
 //!   between digits, as in `12.50`, ends no sentence), else after the last whole word with `…`;
 //!   an answer the token limit cut in the middle of a sentence ends at its last whole sentence.
@@ -18,6 +19,9 @@ use regex::Regex;
 const OPEN: &str = "<think>";
 const CLOSE: &str = "</think>";
 
+/// Markdown emphasis and heading marks.
+static MARKDOWN_MARKS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)\*\*|__|^\s{0,3}#{1,6}\s+").expect("valid marks pattern"));
 /// A reference header as the prompt lists passages: `[2] (faq.md)`.
 static PROMPT_ECHO: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^\s*\[\d{1,2}\]\s*\(").expect("valid echo pattern"));
@@ -37,7 +41,13 @@ static MARKDOWN_LINK: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Compiles the patterns (they are otherwise compiled on first use).
 pub fn prepare() {
-    for pattern in [&PROMPT_ECHO, &TEMPLATE_TOKEN, &ESCAPE, &MARKDOWN_LINK] {
+    for pattern in [
+        &PROMPT_ECHO,
+        &TEMPLATE_TOKEN,
+        &ESCAPE,
+        &MARKDOWN_LINK,
+        &MARKDOWN_MARKS,
+    ] {
         LazyLock::force(pattern);
     }
 }
@@ -58,6 +68,7 @@ pub fn clean(text: &str, max_chars: usize) -> Option<String> {
             .get(3)
             .map_or(String::new(), |url| url.as_str().to_string()),
     });
+    let text = MARKDOWN_MARKS.replace_all(&text, "");
     let text = tidy_lines(&text);
     if text.is_empty() {
         return None;
@@ -267,6 +278,14 @@ mod tests {
             Some("a b\n\nc")
         );
         assert_eq!(clean("\u{1b}]0;title\u{7}\u{2066}\u{2069}", 100), None);
+    }
+
+    #[test]
+    fn bold_and_heading_marks_are_removed() {
+        assert_eq!(
+            clean("## Returns\n**Free** returns within __30 days__.", 200).as_deref(),
+            Some("Returns\nFree returns within 30 days.")
+        );
     }
 
     #[test]
