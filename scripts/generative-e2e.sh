@@ -8,7 +8,7 @@
 # answer latency p50/p99, tokens per second, the share answered by the model and the fallbacks
 # by reason, answers after `expires`, and groundedness.
 #
-#   scripts/generative-e2e.sh            # every question (about 5 minutes once installed)
+#   scripts/generative-e2e.sh            # every question (under 2 minutes once installed and built)
 #   scripts/generative-e2e.sh --smoke    # the questions marked smoke (CI runs this)
 #
 # Options: --bin-dir DIR (ingress, worker, saltedcx-sim already built there; otherwise the
