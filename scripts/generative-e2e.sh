@@ -8,8 +8,8 @@
 # answer latency p50/p99, tokens per second, the share answered by the model and the fallbacks
 # by reason, answers after `expires`, and groundedness.
 #
-#   scripts/generative-e2e.sh            # every question (under 2 minutes once installed and built)
-#   scripts/generative-e2e.sh --smoke    # the questions marked smoke (CI runs this)
+#   scripts/generative-e2e.sh            # every question, as CI runs it (under 2 minutes once installed and built)
+#   scripts/generative-e2e.sh --smoke    # the four questions marked smoke (a quick check)
 #
 # Options: --bin-dir DIR (ingress, worker, saltedcx-sim already built there; otherwise the
 # release binaries are built), --report FILE (the per-question results as JSON).
