@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -46,6 +47,14 @@ impl FromStr for Secret {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSet {
     tokens: Vec<Secret>,
+    /// SHA-256 of each token: what presented tokens are compared with.
+    digests: Vec<[u8; 32]>,
+}
+
+/// SHA-256 of `bytes`: comparing digests (always 32 bytes) instead of the tokens themselves
+/// keeps the comparison's time independent of the tokens' lengths.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 impl TokenSet {
@@ -64,13 +73,16 @@ impl TokenSet {
         self.tokens.is_empty()
     }
 
-    /// Whether `presented` equals one of the tokens. Each comparison takes time independent of
-    /// where the strings differ, and every token is compared, so timing reveals nothing.
+    /// Whether `presented` equals one of the tokens. Both sides are hashed first, so the
+    /// constant-time comparison always sees 32 bytes (a plain comparison returns at once when
+    /// the lengths differ, which tells the token's length); every token is compared, and the
+    /// time does not depend on where the digests differ. Hashing the presented token takes
+    /// time that depends only on its own length, which its sender knows anyway.
     pub fn verify(&self, presented: &str) -> bool {
-        let presented = presented.as_bytes();
+        let presented = digest(presented.as_bytes());
         let mut matched = subtle::Choice::from(0);
-        for token in &self.tokens {
-            matched |= token.expose().as_bytes().ct_eq(presented);
+        for token in &self.digests {
+            matched |= token.ct_eq(&presented);
         }
         matched.into()
     }
@@ -104,6 +116,7 @@ impl FromStr for TokenSet {
             );
         }
         Ok(TokenSet {
+            digests: tokens.iter().map(|t| digest(t.as_bytes())).collect(),
             tokens: tokens.into_iter().map(Secret::new).collect(),
         })
     }

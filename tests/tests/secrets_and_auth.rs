@@ -192,6 +192,51 @@ fn token_comparison_takes_the_same_time_wherever_the_tokens_differ() {
     assert!((0.8..1.25).contains(&ratio), "ratio {ratio}");
 }
 
+/// Optional, statistical: a wrong token of the configured token's length costs the same as one
+/// a byte shorter or longer, so timing does not reveal the token's length (both sides are
+/// hashed before they are compared). Run with `scripts/timing-check.sh`.
+#[test]
+#[ignore = "statistical timing test: run by scripts/timing-check.sh on a quiet machine"]
+fn token_comparison_takes_the_same_time_whatever_the_length_presented() {
+    let token = "s".repeat(40);
+    let set: TokenSet = token.parse().expect("token");
+    // All within one SHA-256 block, so hashing them costs the same.
+    let shorter = "x".repeat(39);
+    let same_length = "x".repeat(40);
+    let longer = "x".repeat(41);
+    let time = |candidate: &str| {
+        let started = std::time::Instant::now();
+        for _ in 0..20_000 {
+            std::hint::black_box(set.verify(std::hint::black_box(candidate)));
+        }
+        started.elapsed()
+    };
+    let (mut shorter_runs, mut same_runs, mut longer_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..51 {
+        shorter_runs.push(time(&shorter));
+        same_runs.push(time(&same_length));
+        longer_runs.push(time(&longer));
+    }
+    for runs in [&mut shorter_runs, &mut same_runs, &mut longer_runs] {
+        runs.sort();
+    }
+    let median = |runs: &[std::time::Duration]| runs[25].as_secs_f64();
+    let against_shorter = median(&same_runs) / median(&shorter_runs);
+    let against_longer = median(&same_runs) / median(&longer_runs);
+    println!(
+        "median time, wrong token of the right length vs one byte shorter: ratio \
+         {against_shorter:.3}; vs one byte longer: {against_longer:.3}"
+    );
+    assert!(
+        (0.8..1.25).contains(&against_shorter),
+        "ratio {against_shorter}"
+    );
+    assert!(
+        (0.8..1.25).contains(&against_longer),
+        "ratio {against_longer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_rotation_both_tokens_are_accepted_and_callbacks_are_signed_with_the_new_one()
 -> Result<()> {
