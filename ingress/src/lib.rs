@@ -140,13 +140,15 @@ impl Ingress {
         tracing::info!(%addr, "ingress listening");
         let stop = tokio_util::sync::CancellationToken::new();
         let http = &self.config.http;
-        let limits = shared::server::Limits {
+        let mut limits = shared::server::Limits {
             listener: "events",
             header_timeout: http.header_timeout,
             idle_timeout: http.idle_timeout,
             max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
             max_per_peer: usize::try_from(http.max_connections_per_peer).unwrap_or(usize::MAX),
         };
+        let mut admin_limits = shared::server::Limits::admin();
+        fit_to_open_files(&mut limits, &mut admin_limits);
         let events = shared::server::serve(
             self.listener,
             self.router,
@@ -155,9 +157,13 @@ impl Ingress {
         );
         let admin = async {
             if let Some((listener, router)) = self.admin {
-                let limits = shared::server::Limits::admin();
-                shared::server::serve(listener, router, limits, stop.clone().cancelled_owned())
-                    .await;
+                shared::server::serve(
+                    listener,
+                    router,
+                    admin_limits,
+                    stop.clone().cancelled_owned(),
+                )
+                .await;
             }
         };
         let serving = async { tokio::join!(events, admin) };
@@ -177,5 +183,26 @@ impl Ingress {
         let _ = tokio::time::timeout(timeout, self.client.flush()).await;
         tracing::info!("ingress stopped");
         Ok(())
+    }
+}
+
+/// Keeps both listeners' connection caps below the open-files limit (a cap above it would never
+/// be reached, so slow clients could hold every descriptor without eviction ever starting).
+fn fit_to_open_files(events: &mut shared::server::Limits, admin: &mut shared::server::Limits) {
+    let limit = shared::server::files::open_files_limit();
+    let fitted =
+        shared::server::files::fit_caps(&[events.max_connections, admin.max_connections], limit);
+    if let [events_cap, admin_cap] = fitted[..] {
+        if events_cap < events.max_connections {
+            tracing::warn!(
+                max_connections = events.max_connections,
+                lowered_to = events_cap,
+                open_files_limit = limit,
+                "MAX_CONNECTIONS lowered to stay below the open-files limit (raise the limit: \
+                 ulimit -n, LimitNOFILE, the container runtime's nofile)"
+            );
+        }
+        events.max_connections = events_cap;
+        admin.max_connections = admin_cap;
     }
 }
