@@ -60,8 +60,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Ingress {
     listener: TcpListener,
     router: Router,
-    /// The operational endpoints' own listener, when they are not on the events port.
-    admin: Option<(TcpListener, Router)>,
+    /// The operational endpoints' own listener: never the events port.
+    admin: TcpListener,
+    admin_router: Router,
     client: async_nats::Client,
     background: tokio::task::JoinSet<()>,
     config: Arc<Config>,
@@ -94,23 +95,19 @@ impl Ingress {
             config: config.clone(),
             publisher: publisher.clone(),
         };
-        let events = Router::new()
+        // The public port serves the events only; `/healthz`, `/readyz` and `/metrics` (which
+        // name accounts and error counts) have their own address.
+        let router = Router::new()
             .route("/v1/events", post(events::post_event))
             .with_state(state);
-        let operational = shared::health::routes(Arc::new(publisher));
-        // `/healthz`, `/readyz` and `/metrics` on their own address when one is set (kept off
-        // the public port), else beside the events.
-        let (router, admin) = match config.http.admin_addr {
-            Some(addr) => {
-                let admin = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-                (events, Some((admin, operational)))
-            }
-            None => (events.merge(operational), None),
-        };
+        let admin_router = shared::health::routes(Arc::new(publisher));
+        let addr = config.http.admin_addr;
+        let admin = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
             router,
             admin,
+            admin_router,
             client,
             background,
             config,
@@ -122,11 +119,9 @@ impl Ingress {
         self.listener.local_addr()
     }
 
-    /// The operational endpoints' address, when they have their own.
-    pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
-        self.admin
-            .as_ref()
-            .map(|(listener, _)| listener.local_addr())
+    /// The operational endpoints' address actually bound.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
@@ -137,7 +132,8 @@ impl Ingress {
     ) -> std::io::Result<()> {
         shared::telemetry::register(shared::telemetry::Service::Ingress);
         let addr = self.local_addr()?;
-        tracing::info!(%addr, "ingress listening");
+        let admin_addr = self.admin_addr()?;
+        tracing::info!(%addr, admin = %admin_addr, "ingress listening (events; health and metrics on admin)");
         let stop = tokio_util::sync::CancellationToken::new();
         let http = &self.config.http;
         let mut limits = shared::server::Limits {
@@ -155,17 +151,12 @@ impl Ingress {
             limits,
             stop.clone().cancelled_owned(),
         );
-        let admin = async {
-            if let Some((listener, router)) = self.admin {
-                shared::server::serve(
-                    listener,
-                    router,
-                    admin_limits,
-                    stop.clone().cancelled_owned(),
-                )
-                .await;
-            }
-        };
+        let admin = shared::server::serve(
+            self.admin,
+            self.admin_router,
+            admin_limits,
+            stop.clone().cancelled_owned(),
+        );
         let serving = async { tokio::join!(events, admin) };
         let mut serving = std::pin::pin!(serving);
         let timeout = http.shutdown_timeout;

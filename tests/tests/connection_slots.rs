@@ -19,19 +19,6 @@ const READY: Duration = Duration::from_secs(15);
 /// How long a real event may wait for a slot (before the fixes they waited for ever).
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
-fn event_request(conversation: &str) -> Vec<u8> {
-    let body = EventBuilder::message(conversation, "hello")
-        .expires_in(Duration::from_secs(60))
-        .build()
-        .to_string();
-    format!(
-        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 /// Reads one response (head and `Content-Length` body); `None` when the connection closed
 /// first or nothing came within `limit`.
 async fn read_response(stream: &mut TcpStream, limit: Duration) -> Option<String> {
@@ -149,7 +136,7 @@ async fn error_responses_to_clients_without_a_token_close_their_connection() -> 
     }
     // With a valid token, an event the ingress refuses keeps the connection (Salted CX's).
     let mut stream = TcpStream::connect(ingress.addr()).await?;
-    let mut bad = event_request("conv");
+    let mut bad = stack::raw_event_request("conv");
     let at = bad.len() - 2;
     bad[at] = b'!';
     stream.write_all(&bad).await?;
@@ -157,7 +144,7 @@ async fn error_responses_to_clients_without_a_token_close_their_connection() -> 
         .await
         .context("no response")?;
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
-    stream.write_all(&event_request("conv")).await?;
+    stream.write_all(&stack::raw_event_request("conv")).await?;
     let response = read_response(&mut stream, Duration::from_secs(10))
         .await
         .context("no second response")?;
@@ -213,7 +200,7 @@ async fn at_the_cap_a_stalled_head_is_closed_before_a_real_clients_idle_connecti
     let mut real = TcpStream::connect(ingress.addr()).await?;
     let ready = Instant::now() + READY;
     loop {
-        real.write_all(&event_request("real")).await?;
+        real.write_all(&stack::raw_event_request("real")).await?;
         let response = read_response(&mut real, Duration::from_secs(10)).await;
         let status = response.as_deref().unwrap_or_default();
         if status.starts_with("HTTP/1.1 202") {
@@ -241,7 +228,7 @@ async fn at_the_cap_a_stalled_head_is_closed_before_a_real_clients_idle_connecti
         "a new client was not served"
     );
     // The real client's connection is still there and takes its next event.
-    real.write_all(&event_request("real")).await?;
+    real.write_all(&stack::raw_event_request("real")).await?;
     let response = read_response(&mut real, Duration::from_secs(10)).await;
     assert!(
         response

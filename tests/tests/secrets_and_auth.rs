@@ -65,7 +65,7 @@ fn with_nats_auth(nats: &mut shared::config::NatsArgs, password: &str) {
 
 /// Whether `service` stays unready for `period` (polled; any 200 fails).
 async fn stays_unready(service: &Service, period: Duration) -> bool {
-    let url = format!("{}/readyz", service.url());
+    let url = format!("{}/readyz", service.admin_url());
     !testkit::wait_until(period, Duration::from_millis(100), || {
         let request = reqwest::get(url.clone());
         async move { request.await.is_ok_and(|r| r.status() == 200) }
@@ -366,7 +366,7 @@ async fn secrets_never_appear_in_debug_logs_metrics_help_or_responses() -> Resul
         );
     }
     let metrics = [
-        reqwest::get(format!("{}/metrics", ingress.url()))
+        reqwest::get(format!("{}/metrics", ingress.admin_url()))
             .await?
             .text()
             .await?,

@@ -66,13 +66,17 @@ pub struct BinaryProcess {
     name: String,
     child: Child,
     addr: SocketAddr,
+    /// The ingress's admin listener (health, metrics); `None` for a worker (on `addr`).
+    admin: Option<SocketAddr>,
     log_path: PathBuf,
     _dir: TempDir,
 }
 
 impl BinaryProcess {
     /// Starts binary `name` listening on a free loopback port (set through `addr_var`, e.g.
-    /// `INGRESS_ADDR`), with the given environment on top of a cleared one (PATH kept).
+    /// `INGRESS_ADDR`), with the given environment on top of a cleared one (PATH kept). The
+    /// ingress's admin listener gets a free loopback port too, unless `INGRESS_ADMIN_ADDR` is
+    /// in `env`.
     pub fn spawn(name: &str, addr_var: &str, env: &[(&str, &str)]) -> Result<BinaryProcess> {
         Self::spawn_limited(name, addr_var, env, None)
     }
@@ -95,6 +99,11 @@ impl BinaryProcess {
         let log = std::fs::File::create(&log_path).context("creating the process log")?;
         let log_err = log.try_clone().context("duplicating the log handle")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let admin = match env.iter().find(|(key, _)| *key == "INGRESS_ADMIN_ADDR") {
+            Some((_, value)) => Some(value.parse().context("INGRESS_ADMIN_ADDR")?),
+            None if name == "ingress" => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+            None => None,
+        };
         let mut command = match open_files {
             None => Command::new(&path),
             Some(limit) => {
@@ -109,6 +118,7 @@ impl BinaryProcess {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env(addr_var, addr.to_string())
+            .envs(admin.map(|admin| ("INGRESS_ADMIN_ADDR", admin.to_string())))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -122,6 +132,7 @@ impl BinaryProcess {
             name: name.to_string(),
             child,
             addr,
+            admin,
             log_path,
             _dir: dir,
         })
@@ -137,6 +148,11 @@ impl BinaryProcess {
         format!("http://{}", self.addr)
     }
 
+    /// `http://addr` of its health and metrics endpoints (the ingress's admin listener).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.unwrap_or(self.addr))
+    }
+
     /// Everything the process wrote so far.
     pub fn output(&self) -> String {
         std::fs::read(&self.log_path)
@@ -146,7 +162,7 @@ impl BinaryProcess {
 
     /// Waits until `GET /readyz` answers 200, or fails after `timeout` with the output.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let url = format!("{}/readyz", self.url());
+        let url = format!("{}/readyz", self.admin_url());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
         loop {
