@@ -16,13 +16,9 @@ fn acts_on(c: char) -> bool {
 /// `text` with every such character shown as `\u{…}`, line breaks and tabs included: for
 /// values printed on one line (ids, reasons, errors, header values).
 pub fn line(text: &str) -> Cow<'_, str> {
-    escaped(
-        text,
-        |c| acts_on(c),
-        |out, c| {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        },
-    )
+    escaped(text, acts_on, |out, c| {
+        let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+    })
 }
 
 /// `text` with every such character shown as `\u{…}`, except line breaks and tabs: for text
