@@ -1,34 +1,34 @@
-//! What the ingress reads of an event before storing it: the ids, the times and the trigger it
-//! routes, times and labels the event by, without building the rest. The whole body must be
-//! valid JSON (nested at most 128 levels deep, serde_json's limit); `turns` and `engagements`
-//! are counted, not built, and bounded ([`MAX_TURNS`], [`MAX_ENGAGEMENTS`]) so that one small
-//! request cannot make a worker build millions of objects.
+//! What the pipeline reads of an event before anything else: the ids, the times and the
+//! trigger it routes, times and labels the event by, without building the rest. The ingress
+//! reads every event so before storing it, and the worker again before parsing it, since
+//! whatever may publish on the event subjects could have skipped the ingress; both apply the
+//! same limits with the same code, so that what one accepts the other reads.
+//!
+//! - The whole body is valid UTF-8 and valid JSON, and one pass over its bytes ([`scan`])
+//!   bounds nesting, every list (`turns`, `engagements`, `customer.contacts`, any other) and
+//!   numbers, and finds lone surrogate escapes, which both services read as U+FFFD
+//!   ([`Admission::readable`]).
+//! - The ids, the deadline, the trigger and the region are read and checked.
 //!
 //! Other documented fields are not checked here: the format is documented as still changing,
 //! and the worker reads an event whose optional fields have unexpected types without those
 //! fields ([`crate::event::Event::from_json_lenient`]), so an accepted event is always
 //! answered.
 
+mod lenient;
+pub mod scan;
+
 use std::borrow::Cow;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use uuid::Uuid;
 
 use crate::event::{EventError, TriggerType, check_account, check_conversation};
+use lenient::{Counted, LenientCustomer, LenientTime};
+pub use scan::{MAX_CONTACTS, MAX_DEPTH, MAX_ENGAGEMENTS, MAX_LIST, MAX_TURNS};
 
-/// Most turns an event may carry.
-pub const MAX_TURNS: usize = 10_000;
-/// Most engagements an event may carry.
-pub const MAX_ENGAGEMENTS: usize = 1_000;
-/// Deepest nesting of objects and lists anywhere in an event (Salted CX's events nest a few
-/// levels; the limit keeps every later parse, including the logic's, far from any recursion
-/// limit).
-pub const MAX_DEPTH: usize = 64;
-
-/// The facts of an event the ingress needs.
+/// The facts of an event the pipeline needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
     pub request_id: Uuid,
@@ -41,6 +41,8 @@ pub struct Admission {
     /// The event's `accountId`, or the deployment's default account when it has none.
     pub account_id: String,
     pub region: Option<String>,
+    /// Where the body has lone surrogate escapes (see [`Admission::readable`]).
+    lone_surrogates: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -58,13 +60,17 @@ struct Wire<'a> {
     region: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     conversation: Option<WireConversation<'a>>,
-    // Parsed only to count the elements and refuse too many.
+    // Parsed only to count the elements and refuse too many (again: the scan matches these
+    // lists by their names as written, this by their decoded names).
     #[serde(default)]
     #[allow(dead_code)]
     turns: Counted<MAX_TURNS>,
     #[serde(default)]
     #[allow(dead_code)]
     engagements: Counted<MAX_ENGAGEMENTS>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    customer: LenientCustomer,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +90,13 @@ struct WireConversation<'a> {
     pid: Option<Cow<'a, str>>,
 }
 
+/// `body` with the limits of the [`scan`] enforced, as the event model can read it (lone
+/// surrogate escapes replaced): for reading an event without admitting it (`worker decide`).
+pub fn readable_body(body: &[u8]) -> Result<Cow<'_, [u8]>, EventError> {
+    let found = scan::scan(body)?;
+    Ok(scan::replace_lone_surrogates(body, &found.lone_surrogates))
+}
+
 impl Admission {
     /// Reads and checks `body`. `default_account` is used when the event has no `accountId`
     /// (Salted CX's docs say it "should not be necessary"); without one such an event is
@@ -96,12 +109,9 @@ impl Admission {
                 err.valid_up_to()
             )));
         }
-        if nesting_exceeds(body, MAX_DEPTH) {
-            return Err(EventError::Malformed(format!(
-                "body is nested deeper than {MAX_DEPTH} levels of objects and lists"
-            )));
-        }
-        let wire: Wire<'_> = parse(body)?;
+        let found = scan::scan(body)?;
+        let readable = scan::replace_lone_surrogates(body, &found.lone_surrogates);
+        let wire: Wire<'_> = parse(&readable)?;
         let conversation = wire
             .conversation
             .as_ref()
@@ -123,45 +133,21 @@ impl Admission {
             conversation,
             account_id,
             region,
+            lone_surrogates: found.lone_surrogates,
         })
     }
-}
 
-/// Whether objects and lists nest deeper than `limit` anywhere in `body` (brackets inside
-/// strings do not count). One pass over the bytes, stopping at the first level too deep; the
-/// insides of strings (most of an event: the messages) are skipped with a vectorised search.
-fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut at = 0usize;
-    while at < body.len() {
-        match body[at] {
-            b'"' => {
-                // Skip to the closing quote, stepping over escaped characters.
-                at += 1;
-                loop {
-                    let rest = body.get(at..).unwrap_or_default();
-                    match memchr::memchr2(b'"', b'\\', rest) {
-                        None => return false,
-                        Some(found) if body[at + found] == b'\\' => at += found + 2,
-                        Some(found) => {
-                            at += found;
-                            break;
-                        }
-                    }
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        at += 1;
+    /// `body` (the one admitted) as the event model can read it: each lone surrogate escape
+    /// replaced by `\ufffd`, as browsers and most JSON libraries decode one. Borrowed when
+    /// there is none (almost always).
+    pub fn readable<'a>(&self, body: &'a [u8]) -> Cow<'a, [u8]> {
+        scan::replace_lone_surrogates(body, &self.lone_surrogates)
     }
-    false
+
+    /// Whether the body has lone surrogate escapes (read as U+FFFD).
+    pub fn has_lone_surrogates(&self) -> bool {
+        !self.lone_surrogates.is_empty()
+    }
 }
 
 /// A region becomes part of the callback host (`api.{region}.salted.cx`): a DNS label.
@@ -214,6 +200,8 @@ struct OwnedWire {
     turns: Counted<MAX_TURNS>,
     #[serde(default)]
     engagements: Counted<MAX_ENGAGEMENTS>,
+    #[serde(default)]
+    customer: LenientCustomer,
 }
 
 #[derive(Deserialize)]
@@ -235,270 +223,5 @@ struct OwnedConversation {
     pid: Option<String>,
 }
 
-/// A time read if it is one; any other value counts as absent.
-#[derive(Default)]
-struct LenientTime(Option<DateTime<Utc>>);
-
-impl<'de> Deserialize<'de> for LenientTime {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = deserializer.deserialize_any(AnyText)?;
-        Ok(LenientTime(text.and_then(|t| {
-            DateTime::parse_from_rfc3339(&t)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        })))
-    }
-}
-
-/// Accepts any JSON value: a string as `Some`, anything else (consumed) as `None`.
-struct AnyText;
-
-impl<'de> Visitor<'de> for AnyText {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Some(text.to_string()))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-}
-
-/// A list counted while it is skipped, refused beyond `MAX` elements; any other value counts
-/// as absent (the worker reads the event without it).
-#[derive(Default)]
-struct Counted<const MAX: usize>;
-
-impl<'de, const MAX: usize> Deserialize<'de> for Counted<MAX> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(CountVisitor::<MAX>)
-    }
-}
-
-struct CountVisitor<const MAX: usize>;
-
-impl<'de, const MAX: usize> Visitor<'de> for CountVisitor<MAX> {
-    type Value = Counted<MAX>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a list of at most {MAX} elements")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut count = 0usize;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            count += 1;
-            if count > MAX {
-                return Err(de::Error::custom(format_args!(
-                    "more than {MAX} elements (the most an event may carry)"
-                )));
-            }
-        }
-        Ok(Counted)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Counted)
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Counted)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event() -> serde_json::Value {
-        json!({
-            "requestId": "005ea483-5151-479d-842e-f5ef0a1fa5cc",
-            "time": "2026-01-01T10:00:00Z",
-            "expires": "2026-01-01T10:00:15Z",
-            "trigger": {"type": "Message", "silent": true},
-            "accountId": "acct",
-            "region": "eu",
-            "conversation": {"pid": "conv-1"},
-            "turns": [{"time": 17, "content": ["anything"]}],
-        })
-    }
-
-    fn admit(value: &serde_json::Value) -> Result<Admission, EventError> {
-        Admission::from_json(value.to_string().as_bytes(), None)
-    }
-
-    #[test]
-    fn the_routing_facts_are_read_and_the_rest_is_only_checked_to_be_json() {
-        let admitted = admit(&event()).expect("admitted");
-        assert_eq!(admitted.trigger, TriggerType::Message);
-        assert!(admitted.silent);
-        assert_eq!(admitted.conversation, "conv-1");
-        assert_eq!(admitted.account_id, "acct");
-        assert_eq!(admitted.region.as_deref(), Some("eu"));
-        assert!(admitted.time.is_some());
-    }
-
-    #[test]
-    fn an_unusable_time_counts_as_absent_and_an_unusable_region_is_refused() {
-        let mut value = event();
-        value["time"] = json!({"not": "a time"});
-        assert_eq!(admit(&value).expect("admitted").time, None);
-        value["region"] = json!("evil.com/x");
-        let err = admit(&value).expect_err("region");
-        assert!(err.to_string().contains("region"), "{err}");
-    }
-
-    #[test]
-    fn the_conversation_id_falls_back_to_the_trigger() {
-        let mut value = event();
-        value["conversation"] = json!({"pid": "  "});
-        value["trigger"]["conversationPid"] = json!("from-trigger");
-        assert_eq!(
-            admit(&value).expect("admitted").conversation,
-            "from-trigger"
-        );
-    }
-
-    #[test]
-    fn what_the_pipeline_needs_is_required_and_named() {
-        for (pointer, bad, named) in [
-            ("/requestId", json!("nope"), "requestId"),
-            ("/expires", json!("soon"), "expires"),
-            ("/trigger/type", json!(3), "trigger.type"),
-            ("/trigger/silent", json!("yes"), "trigger.silent"),
-            ("/accountId", json!("acct\n"), "accountId"),
-            ("/accountId", json!(" acct"), "accountId"),
-            (
-                "/conversation/pid",
-                json!("x".repeat(300)),
-                "conversation id",
-            ),
-        ] {
-            let mut value = event();
-            *value.pointer_mut(pointer).expect("pointer") = bad;
-            let err = admit(&value).expect_err(pointer);
-            assert!(err.to_string().contains(named), "{pointer}: {err}");
-        }
-    }
-
-    #[test]
-    fn a_missing_account_is_refused_unless_the_deployment_has_one() {
-        let mut value = event();
-        value.as_object_mut().map(|o| o.remove("accountId"));
-        let err = admit(&value).expect_err("no account");
-        assert!(err.to_string().contains("SALTEDCX_ACCOUNT_ID"), "{err}");
-        let body = value.to_string();
-        let admitted = Admission::from_json(body.as_bytes(), Some("configured")).expect("default");
-        assert_eq!(admitted.account_id, "configured");
-    }
-
-    #[test]
-    fn lists_beyond_their_bound_are_refused_without_being_built() {
-        let mut value = event();
-        value["turns"] = json!(vec![json!({}); MAX_TURNS + 1]);
-        let err = admit(&value).expect_err("too many turns");
-        assert!(err.to_string().contains("turns"), "{err}");
-        value["turns"] = json!(vec![json!({}); MAX_TURNS]);
-        assert!(admit(&value).is_ok());
-        value["engagements"] = json!(vec![json!(null); MAX_ENGAGEMENTS + 1]);
-        assert!(admit(&value).is_err());
-    }
-
-    #[test]
-    fn nesting_is_bounded_anywhere_and_brackets_in_strings_do_not_count() {
-        let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
-        let mut value = event();
-        value["anything"] =
-            json!("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
-        assert!(admit(&value).is_ok());
-        let body = value.to_string().replacen(
-            "\"anything\"",
-            &format!("\"x\":{},\"anything\"", deep(MAX_DEPTH - 1)),
-            1,
-        );
-        assert!(Admission::from_json(body.as_bytes(), None).is_ok());
-        let body = value.to_string().replacen(
-            "\"anything\"",
-            &format!("\"x\":{},\"anything\"", deep(MAX_DEPTH)),
-            1,
-        );
-        let err = Admission::from_json(body.as_bytes(), None).expect_err("too deep");
-        assert!(matches!(err, EventError::Malformed(m) if m.contains("nested")));
-    }
-
-    #[test]
-    fn escaped_quotes_and_backslashes_keep_strings_apart_from_structure() {
-        assert!(!nesting_exceeds(br#"{"a":"\"[[[[","b":"x\\"}"#, 1));
-        assert!(nesting_exceeds(br#"{"a":"\\","b":[[1]]}"#, 2));
-        assert!(
-            !nesting_exceeds(b"{\"a\":\"unfinished \\", 1),
-            "no panic at the end"
-        );
-    }
-
-    #[test]
-    fn broken_json_anywhere_is_malformed() {
-        let body = br#"{"requestId": "005ea483-5151-479d-842e-f5ef0a1fa5cc", "turns": [1,,2]}"#;
-        assert!(matches!(
-            Admission::from_json(body, None),
-            Err(EventError::Malformed(_))
-        ));
-    }
-}
+mod tests;
