@@ -6,6 +6,13 @@
 //! Nothing here needs to be exact for correctness: NATS pins each partition to one worker at a
 //! time whatever the workers believe, and order survives any change of owner (see
 //! [`crate::intake`]). Membership only spreads the partitions evenly and quickly.
+//!
+//! What is heard is not trusted blindly: an id must look like the ones workers make (32
+//! lowercase hex digits), and at most [`MAX_MEMBERS`] others are counted (beyond the partition
+//! count a worker owns nothing anyway), so a client that may publish on the subject cannot make
+//! the view grow without bound. Only the workers' NATS credential may publish there
+//! (`nats-auth.conf`); a holder of it can still announce phantom workers, which own partitions
+//! nobody pulls: the queue alerts show those partitions' events waiting.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// A worker not heard from for this long counts as gone.
 pub const MEMBER_TTL: Duration = Duration::from_millis(1500);
+/// Most other workers counted in the view (those heard from most recently are kept).
+pub const MAX_MEMBERS: usize = 1024;
 
 /// One announcement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +133,11 @@ async fn announce(client: &async_nats::Client, id: &str, leaving: bool) {
     }
 }
 
+/// Whether `id` is one a worker makes: a UUID's 32 lowercase hex digits.
+fn is_worker_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// When each other worker was last heard from.
 struct Peers {
     me: String,
@@ -139,14 +153,27 @@ impl Peers {
     }
 
     fn heard(&mut self, announcement: Announcement, now: Instant) {
-        if announcement.id == self.me {
+        if announcement.id == self.me || !is_worker_id(&announcement.id) {
             return;
         }
         if announcement.leaving {
             self.last_heard.remove(&announcement.id);
-        } else {
-            self.last_heard.insert(announcement.id, now);
+            return;
         }
+        let known = self.last_heard.contains_key(&announcement.id);
+        if !known && self.last_heard.len() >= MAX_MEMBERS {
+            // Full: the one heard from longest ago makes room (a live worker is heard again
+            // within a heartbeat).
+            let oldest = self
+                .last_heard
+                .iter()
+                .min_by_key(|(_, heard)| **heard)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                self.last_heard.remove(&oldest);
+            }
+        }
+        self.last_heard.insert(announcement.id, now);
     }
 
     fn expire(&mut self, now: Instant) {
@@ -166,6 +193,11 @@ impl Peers {
 mod tests {
     use super::*;
 
+    /// A worker id made of `c` (e.g. `"a"` gives 32 `a`s).
+    fn id(c: &str) -> String {
+        c.repeat(32)
+    }
+
     fn alive(id: &str) -> Announcement {
         Announcement {
             id: id.into(),
@@ -175,31 +207,55 @@ mod tests {
 
     #[test]
     fn the_view_always_holds_this_worker_and_sorts_the_others() {
-        let mut peers = Peers::new("m".into());
+        let mut peers = Peers::new(id("5"));
         let now = Instant::now();
-        peers.heard(alive("z"), now);
-        peers.heard(alive("a"), now);
-        peers.heard(alive("m"), now);
-        assert_eq!(peers.live(), vec!["a", "m", "z"]);
+        peers.heard(alive(&id("f")), now);
+        peers.heard(alive(&id("a")), now);
+        peers.heard(alive(&id("5")), now);
+        assert_eq!(peers.live(), vec![id("5"), id("a"), id("f")]);
     }
 
     #[test]
     fn silent_workers_expire_and_leaving_ones_go_at_once() {
-        let mut peers = Peers::new("me".into());
+        let mut peers = Peers::new(id("0"));
         let start = Instant::now();
-        peers.heard(alive("quiet"), start);
-        peers.heard(alive("leaver"), start);
+        peers.heard(alive(&id("1")), start);
+        peers.heard(alive(&id("2")), start);
         peers.heard(
             Announcement {
-                id: "leaver".into(),
+                id: id("2"),
                 leaving: true,
             },
             start,
         );
-        assert_eq!(peers.live(), vec!["me", "quiet"]);
+        assert_eq!(peers.live(), vec![id("0"), id("1")]);
         peers.expire(start + MEMBER_TTL - Duration::from_millis(1));
-        assert_eq!(peers.live(), vec!["me", "quiet"]);
+        assert_eq!(peers.live(), vec![id("0"), id("1")]);
         peers.expire(start + MEMBER_TTL);
-        assert_eq!(peers.live(), vec!["me"]);
+        assert_eq!(peers.live(), vec![id("0")]);
+    }
+
+    #[test]
+    fn ids_unlike_a_workers_are_ignored_and_the_view_is_bounded() {
+        let mut peers = Peers::new(id("0"));
+        let now = Instant::now();
+        for forged in [
+            "",
+            "x",
+            "phantom-1",
+            &"A".repeat(32),
+            &"a".repeat(33),
+            &"g".repeat(32),
+        ] {
+            peers.heard(alive(forged), now);
+        }
+        assert_eq!(peers.live(), vec![id("0")]);
+        for n in 0..MAX_MEMBERS + 50 {
+            let at = now + Duration::from_micros(n as u64);
+            peers.heard(alive(&format!("{n:032x}")), at);
+        }
+        assert_eq!(peers.live().len(), MAX_MEMBERS + 1);
+        // The newest are kept.
+        assert!(peers.live().contains(&format!("{:032x}", MAX_MEMBERS + 49)));
     }
 }
