@@ -139,9 +139,10 @@ pub struct HttpArgs {
     /// How long an idle keep-alive connection stays open waiting for its next request.
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Most client connections open at once. At the cap the longest-idle keep-alive
-    /// connection (or one stalled in its headers) is closed to make room; only when all are
-    /// busy do new connections wait in the listen backlog.
+    /// Most client connections open at once (lowered, with a warning, to stay below the
+    /// open-files limit). At the cap a connection stalled in its headers, else the longest-idle
+    /// keep-alive one, is closed to make room; only when all are busy do new connections wait
+    /// in the listen backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Most connections open at once from one peer address (0: no limit). Leave it off when
