@@ -12,7 +12,8 @@
 //! count a worker owns nothing anyway), so a client that may publish on the subject cannot make
 //! the view grow without bound. Only the workers' NATS credential may publish there
 //! (`nats-auth.conf`); a holder of it can still announce phantom workers, which own partitions
-//! nobody pulls: the queue alerts show those partitions' events waiting.
+//! nobody pulls: the alert `YourLogicPartitionsUnowned` shows that the running workers own
+//! fewer partitions than there are.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
