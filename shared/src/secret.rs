@@ -127,6 +127,11 @@ impl TokenSet {
         &self.tokens[0]
     }
 
+    /// Every token, the signing one first.
+    pub fn all(&self) -> &[Secret] {
+        &self.tokens
+    }
+
     /// How many tokens are accepted.
     pub fn len(&self) -> usize {
         self.tokens.len()

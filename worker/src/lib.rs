@@ -270,13 +270,15 @@ async fn consume(
     )
     .await;
     let Ok(store) = setup else { return };
-    let (membership, announcing) = match Membership::start(client.clone(), stop.clone()).await {
-        Ok(started) => started,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot join the worker membership");
-            return;
-        }
-    };
+    let tokens = config.token.saltedcx_token.clone();
+    let (membership, announcing) =
+        match Membership::start(client.clone(), tokens, stop.clone()).await {
+            Ok(started) => started,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot join the worker membership");
+                return;
+            }
+        };
     let worker = &config.worker;
     let processor = Arc::new(process::Processor {
         js: js.clone(),

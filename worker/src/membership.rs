@@ -7,19 +7,25 @@
 //! time whatever the workers believe, and order survives any change of owner (see
 //! [`crate::intake`]). Membership only spreads the partitions evenly and quickly.
 //!
-//! What is heard is not trusted blindly: an id must look like the ones workers make (32
-//! lowercase hex digits), and at most [`MAX_MEMBERS`] others are counted (beyond the partition
-//! count a worker owns nothing anyway), so a client that may publish on the subject cannot make
-//! the view grow without bound. Only the workers' NATS credential may publish there
-//! (`nats-auth.conf`); a holder of it can still announce phantom workers, which own partitions
-//! nobody pulls: the alert `YourLogicPartitionsUnowned` shows that the running workers own
-//! fewer partitions than there are.
+//! What is heard is not trusted blindly. Announcements are signed (HMAC-SHA256) with the shared
+//! Salted CX token and carry the time they were sent: one that no token of this worker verifies,
+//! or sent more than [`MAX_SKEW`] from now, is ignored, so a client that may publish on the
+//! subject without holding the secret cannot announce phantom workers (which would own
+//! partitions nobody pulls). During a token rotation a worker verifies with every token it
+//! accepts, as for events; a worker not yet given the new token ignores those signed with it,
+//! so views may differ for a while, which only makes ownership overlap (NATS pins each
+//! partition to one of them). An id must also look like the ones workers make (32 lowercase
+//! hex digits), and at most [`MAX_MEMBERS`] others are counted. Should members that are not
+//! running workers appear anyway, the alert `YourLogicPartitionsUnowned` fires.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use shared::secret::{Secret, TokenSet};
 use shared::topology::WORKERS_SUBJECT;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -31,6 +37,9 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub const MEMBER_TTL: Duration = Duration::from_millis(1500);
 /// Most other workers counted in the view (those heard from most recently are kept).
 pub const MAX_MEMBERS: usize = 1024;
+/// Farthest an announcement's time may be from this worker's clock (clocks differ a little;
+/// a replayed announcement keeps a worker in the view at most this long).
+pub const MAX_SKEW: Duration = Duration::from_secs(30);
 
 /// One announcement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +47,65 @@ struct Announcement {
     id: String,
     #[serde(default)]
     leaving: bool,
+    /// When it was sent (Unix milliseconds, the sender's clock).
+    #[serde(default)]
+    time: i64,
+    /// HMAC-SHA256 of the fields above with the Salted CX token, in hex.
+    #[serde(default)]
+    mac: String,
+}
+
+impl Announcement {
+    /// An announcement of `id`, signed with `token`, sent now.
+    fn signed(id: &str, leaving: bool, token: &Secret) -> Self {
+        let time = chrono::Utc::now().timestamp_millis();
+        let mac = hex(&mac_of(token, id, leaving, time).finalize().into_bytes());
+        Self {
+            id: id.to_string(),
+            leaving,
+            time,
+            mac,
+        }
+    }
+
+    /// Whether one of `tokens` signed it, and it was sent within [`MAX_SKEW`] of `now_ms`.
+    fn is_authentic(&self, tokens: &TokenSet, now_ms: i64) -> bool {
+        let skew = i64::try_from(MAX_SKEW.as_millis()).unwrap_or(i64::MAX);
+        if self.time.abs_diff(now_ms) > skew.unsigned_abs() {
+            return false;
+        }
+        let Some(mac) = unhex(&self.mac) else {
+            return false;
+        };
+        tokens.all().iter().any(|token| {
+            mac_of(token, &self.id, self.leaving, self.time)
+                .verify_slice(&mac)
+                .is_ok()
+        })
+    }
+}
+
+/// The MAC of an announcement's fields, keyed by `token` (the subject names the purpose, so the
+/// token's MAC here means nothing anywhere else).
+fn mac_of(token: &Secret, id: &str, leaving: bool, time: i64) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("{WORKERS_SUBJECT}\n{id}\n{leaving}\n{time}").as_bytes());
+    mac
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 /// The live workers, as this worker sees them: sorted ids, always including itself.
@@ -58,12 +126,13 @@ impl Membership {
     /// partition before it has heard from the others.
     pub async fn start(
         client: async_nats::Client,
+        tokens: TokenSet,
         stop: CancellationToken,
     ) -> Result<(Self, impl std::future::Future<Output = ()>), async_nats::SubscribeError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let subscription = client.subscribe(WORKERS_SUBJECT).await?;
         let (tx, view) = watch::channel(vec![id.clone()]);
-        let running = run(client, subscription, id.clone(), tx, stop);
+        let running = run(client, subscription, id.clone(), tokens, tx, stop);
         Ok((Self { id, view }, running))
     }
 
@@ -82,6 +151,7 @@ async fn run(
     client: async_nats::Client,
     mut subscription: async_nats::Subscriber,
     id: String,
+    tokens: TokenSet,
     view: watch::Sender<View>,
     stop: CancellationToken,
 ) {
@@ -93,11 +163,16 @@ async fn run(
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = heartbeat.tick() => announce(&client, &id, false).await,
+            _ = heartbeat.tick() => announce(&client, &id, &tokens, false).await,
             message = subscription.next() => {
                 let Some(message) = message else { break };
                 match serde_json::from_slice::<Announcement>(&message.payload) {
-                    Ok(announcement) => seen.heard(announcement, Instant::now()),
+                    Ok(announcement)
+                        if announcement.is_authentic(&tokens, chrono::Utc::now().timestamp_millis()) =>
+                    {
+                        seen.heard(announcement, Instant::now());
+                    }
+                    Ok(_) => tracing::debug!("ignoring a worker announcement without a valid signature"),
                     Err(err) => tracing::debug!(error = %err, "ignoring a malformed worker announcement"),
                 }
             }
@@ -117,15 +192,12 @@ async fn run(
             });
         }
     }
-    announce(&client, &id, true).await;
+    announce(&client, &id, &tokens, true).await;
     let _ = client.flush().await;
 }
 
-async fn announce(client: &async_nats::Client, id: &str, leaving: bool) {
-    let announcement = Announcement {
-        id: id.to_string(),
-        leaving,
-    };
+async fn announce(client: &async_nats::Client, id: &str, tokens: &TokenSet, leaving: bool) {
+    let announcement = Announcement::signed(id, leaving, tokens.signing());
     let Ok(payload) = serde_json::to_vec(&announcement) else {
         return;
     };
@@ -203,7 +275,34 @@ mod tests {
         Announcement {
             id: id.into(),
             leaving: false,
+            time: 0,
+            mac: String::new(),
         }
+    }
+
+    #[test]
+    fn only_announcements_signed_with_a_known_token_and_sent_recently_count() {
+        let tokens: TokenSet = "new-token,old-token".parse().expect("tokens");
+        let now = chrono::Utc::now().timestamp_millis();
+        let signed = Announcement::signed(&id("a"), false, &Secret::new("old-token"));
+        assert!(
+            signed.is_authentic(&tokens, now),
+            "any accepted token verifies"
+        );
+        let stranger = Announcement::signed(&id("a"), false, &Secret::new("guess"));
+        assert!(!stranger.is_authentic(&tokens, now));
+        let mut forged = signed.clone();
+        forged.id = id("b");
+        assert!(!forged.is_authentic(&tokens, now), "the id is signed");
+        forged = signed.clone();
+        forged.leaving = true;
+        assert!(!forged.is_authentic(&tokens, now), "leaving is signed");
+        let skew = i64::try_from(MAX_SKEW.as_millis()).expect("fits");
+        assert!(!signed.is_authentic(&tokens, now + skew + 1_000), "too old");
+        assert!(!alive(&id("c")).is_authentic(&tokens, now), "unsigned");
+        let mut odd = signed;
+        odd.mac = "zz".into();
+        assert!(!odd.is_authentic(&tokens, now));
     }
 
     #[test]
@@ -226,6 +325,8 @@ mod tests {
             Announcement {
                 id: id("2"),
                 leaving: true,
+                time: 0,
+                mac: String::new(),
             },
             start,
         );
