@@ -351,7 +351,8 @@ def cmd_dashboard(args: list[str]) -> int:
 # Dockerfile and compose
 # ------------------------------------------------------------------------------------------------
 
-SERVICE_PORTS = {"ingress": 8080, "worker": 9090}
+# Where each service answers /readyz (the ingress's admin port: its events port serves only events).
+SERVICE_PORTS = {"ingress": 9091, "worker": 9090}
 
 
 def dockerfile_stages() -> dict[str, list[str]]:
@@ -484,7 +485,11 @@ def cmd_compose(args: list[str]) -> int:
     prom = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in prom.get("scrape_configs", [])}
     targets = lambda job: [t for sc in job.get("static_configs", []) for t in sc.get("targets", [])]
-    fails.check("ingress:8080" in targets(jobs.get("ingress", {})), "prometheus.yml does not scrape ingress:8080")
+    fails.check("ingress:9091" in targets(jobs.get("ingress", {})),
+                "prometheus.yml does not scrape the ingress's admin port ingress:9091")
+    ingress_ports = [str(p) for p in services.get("ingress", {}).get("ports", [])]
+    fails.check(not any(p.endswith(":9091") and not p.startswith("127.0.0.1:") for p in ingress_ports),
+                "compose publishes the ingress's admin port 9091 beyond 127.0.0.1")
     worker_sd = [n for sd in jobs.get("worker", {}).get("dns_sd_configs", []) for n in sd.get("names", [])]
     fails.check("worker" in worker_sd, "prometheus.yml does not discover the worker replicas")
     fails.check("nats-exporter:7777" in targets(jobs.get("nats", {})), "prometheus.yml does not scrape the NATS exporter")
@@ -855,12 +860,13 @@ def cmd_k8s(args: list[str]) -> int:
     ingress, worker = deployments.get("ingress"), deployments.get("worker")
     fails.check(ingress is not None and worker is not None, "ingress and worker Deployments are required")
     if ingress and worker:
-        for doc, port in ((ingress, 8080), (worker, 9090)):
+        for doc, ports in ((ingress, (8080, 9091)), (worker, (9090,))):
             c = pod_spec(doc)["containers"][0]
             dname = doc["metadata"]["name"]
             fails.check(probe_path(c, "livenessProbe") == "/healthz", f"{dname}: liveness probe must be /healthz")
             fails.check(probe_path(c, "readinessProbe") == "/readyz", f"{dname}: readiness probe must be /readyz")
-            fails.check(any(p.get("containerPort") == port for p in c.get("ports", [])), f"{dname}: must expose {port}")
+            for port in ports:
+                fails.check(any(p.get("containerPort") == port for p in c.get("ports", [])), f"{dname}: must expose {port}")
         fails.check("ingress" in by_kind.get("HorizontalPodAutoscaler", {}), "ingress needs a HorizontalPodAutoscaler")
         for dname in ("ingress", "worker"):
             fails.check(any(selector_matches(p["spec"]["selector"], pod_labels(deployments[dname]))

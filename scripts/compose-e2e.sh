@@ -57,10 +57,11 @@ export SALTEDCX_TOKEN="$TOKEN"
 # The loopback ports of deploy/compose/e2e/compose.e2e.yaml and deploy/compose/e2e/prometheus.yml.
 NATS_MONITOR="http://127.0.0.1:18222"
 INGRESS="http://127.0.0.1:18080"
+INGRESS_ADMIN="http://127.0.0.1:18081"
 WORKER_METRICS=("http://127.0.0.1:19091/metrics" "http://127.0.0.1:19092/metrics")
 PROMETHEUS="http://127.0.0.1:19090"
 SIM_LISTEN="127.0.0.1:18088"
-E2E_PORTS=(14222 18222 18080 19091 19092 19090)
+E2E_PORTS=(14222 18222 18080 18081 19091 19092 19090)
 HEALTH_CHECKED_SERVICES=(nats ingress worker worker-2)
 STACK_SERVICES=(nats ingress worker worker-2 prometheus)
 
@@ -416,13 +417,25 @@ non_root() {
     done
 }
 
+# The ingress's public port serves only the events; health and metrics are on its admin port.
+public_port_events_only() {
+    local path status
+    for path in /metrics /readyz /healthz; do
+        status="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$INGRESS$path")"
+        [[ "$status" == 404 ]] || fail "the ingress's public port answers $path with $status, not 404"
+        status="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$INGRESS_ADMIN$path")"
+        [[ "$status" == 200 ]] || fail "the ingress's admin port answers $path with $status, not 200"
+    done
+    log "  /metrics, /readyz, /healthz: 404 on the events port $INGRESS, 200 on the admin port $INGRESS_ADMIN"
+}
+
 demo() {
     timeout 180 "$SIM" demo --listen "$SIM_LISTEN" --ingress-url "$INGRESS/v1/events" >"$LOGS/demo.log" 2>&1 \
         || { tail -n 40 "$LOGS/demo.log" >&2; fail "the demo did not get every event answered (log: $LOGS/demo.log)"; }
     grep -E 'conversation\(s\).*answered in time' "$LOGS/demo.log" >&2 || true
 }
 
-accepted_events() { "${CHECK[@]}" counter "$INGRESS/metrics" yourlogic_ingress_requests_total outcome=accepted; }
+accepted_events() { "${CHECK[@]}" counter "$INGRESS_ADMIN/metrics" yourlogic_ingress_requests_total outcome=accepted; }
 
 # accepted_at_least N: the ingress has accepted N events or more since it started.
 accepted_at_least() { (($(accepted_events) >= $1)); }
@@ -554,6 +567,7 @@ step "docker compose up" stack_up
 step "every service healthy by its own health check" health_checks
 step "loopback only, no container network" loopback_only
 step "non-root users in every container" non_root
+step "the ingress's public port serves only the events" public_port_events_only
 step "demo answered through the containerised ingress and workers" demo
 step "restart of the workers and of NATS under load: nothing lost, order kept" restarts_under_load
 step "Prometheus scrapes both services; the dashboard's queries return data" prometheus_dashboard

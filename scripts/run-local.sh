@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole pipeline on this machine and shows it working, without a Salted CX account:
-# nats-server with JetStream, the ingress (:8080), two workers (:9091, :9092) answering to
-# saltedcx-sim (:8088), then `saltedcx-sim demo` plays a few conversations and prints their
-# transcripts. Afterwards the stack stays up, so you can send events yourself with
+# nats-server with JetStream, the ingress (events :8080, health and metrics :8081), two workers
+# (:9091, :9092) answering to saltedcx-sim (:8088), then `saltedcx-sim demo` plays a few
+# conversations and prints their transcripts. Afterwards the stack stays up, so you can send events yourself with
 # `saltedcx-sim send` (the command is printed; it shows the answer each event got).
 # Ctrl-C stops everything.
 #
@@ -11,8 +11,8 @@
 #
 # Idempotent: builds what is missing (release), installs the pinned nats-server into .tools/,
 # stops leftovers of an earlier run. Logs and the JetStream store are in .tools/run/ (printed).
-# Ports and token can be changed with NATS_PORT, INGRESS_PORT, SIM_PORT, WORKER_PORTS
-# ("9091 9092") and SALTEDCX_TOKEN.
+# Ports and token can be changed with NATS_PORT, INGRESS_PORT, INGRESS_ADMIN_PORT, SIM_PORT,
+# WORKER_PORTS ("9091 9092") and SALTEDCX_TOKEN.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +31,7 @@ done
 
 NATS_PORT="${NATS_PORT:-4222}"
 INGRESS_PORT="${INGRESS_PORT:-8080}"
+export INGRESS_ADMIN_PORT="${INGRESS_ADMIN_PORT:-8081}"
 SIM_PORT="${SIM_PORT:-8088}"
 read -r -a worker_ports <<<"${WORKER_PORTS:-9091 9092}"
 export SALTEDCX_TOKEN="${SALTEDCX_TOKEN:-local-dev-token}"
@@ -45,7 +46,7 @@ stack_log "building the release binaries (ingress, worker, saltedcx-sim)"
 
 stack_trap
 stack_require_ports "$SIM_PORT"
-stack_log "starting nats-server (:${NATS_PORT}), ingress (:${INGRESS_PORT}), workers (:${worker_ports[*]})"
+stack_log "starting nats-server (:${NATS_PORT}), ingress (:${INGRESS_PORT}, admin :${INGRESS_ADMIN_PORT}), workers (:${worker_ports[*]})"
 stack_start_pipeline "$NATS_PORT" "$INGRESS_PORT" "$SIM_PORT" "${worker_ports[@]}"
 stack_log "logs: ${RUN_DIR}/{nats,ingress,worker-1,worker-2}.log"
 
@@ -67,7 +68,7 @@ trigger type is in examples/events/ (see its README.md), and each event's answer
     examples/events/message.json
 
 (saltedcx-sim uses SALTEDCX_TOKEN like this stack: local-dev-token unless you set it.)
-Metrics: http://127.0.0.1:${INGRESS_PORT}/metrics, http://127.0.0.1:${worker_ports[0]}/metrics. Ctrl-C stops everything.
+Metrics: http://127.0.0.1:${INGRESS_ADMIN_PORT}/metrics, http://127.0.0.1:${worker_ports[0]}/metrics. Ctrl-C stops everything.
 
 SEND
 # Until Ctrl-C (the traps stop every process) or until every service has exited.

@@ -24,7 +24,7 @@ pub enum Command {
     /// Exits 0 when the URL answers 200 (for container health checks without curl).
     Healthcheck {
         /// URL to probe.
-        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        #[arg(long, default_value = "http://127.0.0.1:9091/readyz")]
         url: String,
     },
 }
@@ -114,10 +114,10 @@ pub struct HttpArgs {
     /// Listen address.
     #[arg(long = "addr", env = "INGRESS_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
-    /// Address of `/healthz`, `/readyz` and `/metrics` when they must not be on the public
-    /// port (recommended in production). Unset: they are served beside the events.
-    #[arg(long, env = "INGRESS_ADMIN_ADDR")]
-    pub admin_addr: Option<SocketAddr>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`: never on the public port, which serves
+    /// only the events (reach this one only from probes and Prometheus).
+    #[arg(long, env = "INGRESS_ADMIN_ADDR", default_value = "0.0.0.0:9091")]
+    pub admin_addr: SocketAddr,
     /// Largest accepted event body in bytes (413 beyond).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -139,9 +139,10 @@ pub struct HttpArgs {
     /// How long an idle keep-alive connection stays open waiting for its next request.
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Most client connections open at once. At the cap the longest-idle keep-alive
-    /// connection (or one stalled in its headers) is closed to make room; only when all are
-    /// busy do new connections wait in the listen backlog.
+    /// Most client connections open at once (lowered, with a warning, to stay below the
+    /// open-files limit). At the cap a connection stalled in its headers, else the longest-idle
+    /// keep-alive one, is closed to make room; only when all are busy do new connections wait
+    /// in the listen backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Most connections open at once from one peer address (0: no limit). Leave it off when
@@ -157,7 +158,8 @@ pub struct HttpArgs {
 }
 
 impl Config {
-    /// A configuration for tests and embedding: listen on `addr`, NATS at `nats_url`.
+    /// A configuration for tests and embedding: listen on `addr` (the operational endpoints on
+    /// the same IP, any free port), NATS at `nats_url`.
     pub fn new(nats_url: &str, tokens: &str, addr: SocketAddr) -> Result<Self, String> {
         Ok(Self {
             nats: NatsArgs::plain(nats_url),
@@ -172,7 +174,7 @@ impl Config {
             routing: RoutingArgs::open(),
             http: HttpArgs {
                 addr,
-                admin_addr: None,
+                admin_addr: SocketAddr::new(addr.ip(), 0),
                 max_body_bytes: 1 << 20,
                 clock_skew: Duration::from_secs(5),
                 publish_timeout: Duration::from_secs(1),

@@ -41,13 +41,21 @@ pub async fn post_event(
     metrics::counter!(names::INGRESS_REQUESTS, "outcome" => outcome).increment(1);
     metrics::histogram!(names::INGRESS_SECONDS).record(started.elapsed().as_secs_f64());
     let request_id = result.as_ref().ok().map(|(_, id)| *id);
-    let response = match result {
+    // A client with a valid token keeps its connection after a refused event; any other error
+    // response closes it (shared::server), so that strangers cannot hold connection slots.
+    let authenticated = !matches!(result, Err(ApiError::Unauthorized(_)));
+    let mut response = match result {
         Ok((stored, request_id)) => accepted(stored, &request_id),
         Err(err) => {
             rejections::log(&err, peer.map(|p| p.0.0));
             err.into_response()
         }
     };
+    if authenticated {
+        response
+            .extensions_mut()
+            .insert(shared::server::Authenticated);
+    }
     traces::record_response(&span, outcome, request_id.as_ref(), response.status());
     response
 }

@@ -60,8 +60,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Ingress {
     listener: TcpListener,
     router: Router,
-    /// The operational endpoints' own listener, when they are not on the events port.
-    admin: Option<(TcpListener, Router)>,
+    /// The operational endpoints' own listener: never the events port.
+    admin: TcpListener,
+    admin_router: Router,
     client: async_nats::Client,
     background: tokio::task::JoinSet<()>,
     config: Arc<Config>,
@@ -94,23 +95,19 @@ impl Ingress {
             config: config.clone(),
             publisher: publisher.clone(),
         };
-        let events = Router::new()
+        // The public port serves the events only; `/healthz`, `/readyz` and `/metrics` (which
+        // name accounts and error counts) have their own address.
+        let router = Router::new()
             .route("/v1/events", post(events::post_event))
             .with_state(state);
-        let operational = shared::health::routes(Arc::new(publisher));
-        // `/healthz`, `/readyz` and `/metrics` on their own address when one is set (kept off
-        // the public port), else beside the events.
-        let (router, admin) = match config.http.admin_addr {
-            Some(addr) => {
-                let admin = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-                (events, Some((admin, operational)))
-            }
-            None => (events.merge(operational), None),
-        };
+        let admin_router = shared::health::routes(Arc::new(publisher));
+        let addr = config.http.admin_addr;
+        let admin = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
             router,
             admin,
+            admin_router,
             client,
             background,
             config,
@@ -122,11 +119,9 @@ impl Ingress {
         self.listener.local_addr()
     }
 
-    /// The operational endpoints' address, when they have their own.
-    pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
-        self.admin
-            .as_ref()
-            .map(|(listener, _)| listener.local_addr())
+    /// The operational endpoints' address actually bound.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
@@ -137,29 +132,31 @@ impl Ingress {
     ) -> std::io::Result<()> {
         shared::telemetry::register(shared::telemetry::Service::Ingress);
         let addr = self.local_addr()?;
-        tracing::info!(%addr, "ingress listening");
+        let admin_addr = self.admin_addr()?;
+        tracing::info!(%addr, admin = %admin_addr, "ingress listening (events; health and metrics on admin)");
         let stop = tokio_util::sync::CancellationToken::new();
         let http = &self.config.http;
-        let limits = shared::server::Limits {
+        let mut limits = shared::server::Limits {
             listener: "events",
             header_timeout: http.header_timeout,
             idle_timeout: http.idle_timeout,
             max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
             max_per_peer: usize::try_from(http.max_connections_per_peer).unwrap_or(usize::MAX),
         };
+        let mut admin_limits = shared::server::Limits::admin();
+        fit_to_open_files(&mut limits, &mut admin_limits);
         let events = shared::server::serve(
             self.listener,
             self.router,
             limits,
             stop.clone().cancelled_owned(),
         );
-        let admin = async {
-            if let Some((listener, router)) = self.admin {
-                let limits = shared::server::Limits::admin();
-                shared::server::serve(listener, router, limits, stop.clone().cancelled_owned())
-                    .await;
-            }
-        };
+        let admin = shared::server::serve(
+            self.admin,
+            self.admin_router,
+            admin_limits,
+            stop.clone().cancelled_owned(),
+        );
         let serving = async { tokio::join!(events, admin) };
         let mut serving = std::pin::pin!(serving);
         let timeout = http.shutdown_timeout;
@@ -177,5 +174,26 @@ impl Ingress {
         let _ = tokio::time::timeout(timeout, self.client.flush()).await;
         tracing::info!("ingress stopped");
         Ok(())
+    }
+}
+
+/// Keeps both listeners' connection caps below the open-files limit (a cap above it would never
+/// be reached, so slow clients could hold every descriptor without eviction ever starting).
+fn fit_to_open_files(events: &mut shared::server::Limits, admin: &mut shared::server::Limits) {
+    let limit = shared::server::files::open_files_limit();
+    let fitted =
+        shared::server::files::fit_caps(&[events.max_connections, admin.max_connections], limit);
+    if let [events_cap, admin_cap] = fitted[..] {
+        if events_cap < events.max_connections {
+            tracing::warn!(
+                max_connections = events.max_connections,
+                lowered_to = events_cap,
+                open_files_limit = limit,
+                "MAX_CONNECTIONS lowered to stay below the open-files limit (raise the limit: \
+                 ulimit -n, LimitNOFILE, the container runtime's nofile)"
+            );
+        }
+        events.max_connections = events_cap;
+        admin.max_connections = admin_cap;
     }
 }

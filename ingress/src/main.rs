@@ -24,6 +24,9 @@ async fn main() -> ExitCode {
     if let Err(code) = shared::service::started("ingress", telemetry) {
         return code;
     }
+    // Every connection is a file: the soft limit (often 1024) would cap them long before the
+    // hard limit does.
+    shared::server::files::raise_open_files_limit();
     let code = match shared::service::started("ingress", ingress::Ingress::build(cli.config).await)
     {
         Ok(ingress) => {

@@ -109,25 +109,28 @@ stack_wait_ready() {
 }
 
 # stack_start_pipeline NATS_PORT INGRESS_PORT SIM_PORT WORKER_PORT...: nats-server with
-# JetStream (store in RUN_DIR/jetstream), the ingress and one worker per WORKER_PORT (health and
+# JetStream (store in RUN_DIR/jetstream), the ingress (events on INGRESS_PORT, health and metrics
+# on INGRESS_ADMIN_PORT, by default the next port) and one worker per WORKER_PORT (health and
 # metrics port), the workers answering to the simulator at 127.0.0.1:SIM_PORT. Waits until all
 # are ready. Uses SALTEDCX_TOKEN from the environment.
 stack_start_pipeline() {
     local nats_port="$1" ingress_port="$2" sim_port="$3"
     shift 3
+    local admin_port="${INGRESS_ADMIN_PORT:-$((ingress_port + 1))}"
     local nats_bin
     nats_bin="$("${REPO}/scripts/install-nats-server.sh")"
-    stack_require_ports "$nats_port" "$ingress_port" "$@"
+    stack_require_ports "$nats_port" "$ingress_port" "$admin_port" "$@"
     stack_start nats "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$nats_port"
     export NATS_URL="nats://127.0.0.1:${nats_port}"
-    stack_start ingress env INGRESS_ADDR="127.0.0.1:${ingress_port}" "${STACK_BIN_DIR:-${REPO}/target/release}/ingress"
+    stack_start ingress env INGRESS_ADDR="127.0.0.1:${ingress_port}" INGRESS_ADMIN_ADDR="127.0.0.1:${admin_port}" \
+        "${STACK_BIN_DIR:-${REPO}/target/release}/ingress"
     local i=0 port
     for port in "$@"; do
         i=$((i + 1))
         stack_start "worker-$i" env WORKER_ADDR="127.0.0.1:${port}" \
             SALTEDCX_API_URL="http://127.0.0.1:${sim_port}" "${STACK_BIN_DIR:-${REPO}/target/release}/worker"
     done
-    stack_wait_ready ingress "http://127.0.0.1:${ingress_port}/readyz" 60
+    stack_wait_ready ingress "http://127.0.0.1:${admin_port}/readyz" 60
     i=0
     for port in "$@"; do
         i=$((i + 1))

@@ -6,9 +6,11 @@ use async_nats::{Client, ConnectOptions, ServerAddr};
 use chrono::{DateTime, Utc};
 
 use crate::config::NatsArgs;
+use crate::secret::{redact_url, redact_urls};
 use crate::telemetry::names;
 
-/// The NATS settings are unusable, or the credentials file cannot be read.
+/// The NATS settings are unusable, or the credentials file cannot be read. URLs in these
+/// errors are redacted (no password, token or query value).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("NATS_URL entry `{url}` is not a valid NATS address: {reason}")]
@@ -30,14 +32,14 @@ pub async fn connect(args: &NatsArgs, name: &str) -> Result<Client, ConnectError
         .map(|url| {
             url.parse::<ServerAddr>()
                 .map_err(|err| ConnectError::BadUrl {
-                    url: url.to_string(),
+                    url: redact_url(url),
                     reason: err.to_string(),
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if addrs.is_empty() {
         return Err(ConnectError::BadUrl {
-            url: args.nats_url.clone(),
+            url: redact_urls(&args.nats_url),
             reason: "no server given".into(),
         });
     }

@@ -1,9 +1,10 @@
 //! Secrets: the Salted CX shared token(s) and NATS credentials. Never printed, compared in
-//! constant time.
+//! constant time; URLs that may carry credentials are redacted before they are shown.
 
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -41,17 +42,94 @@ impl FromStr for Secret {
     }
 }
 
+/// Shown in place of a secret part of a URL.
+const REDACTED: &str = "***";
+
+/// `url` as it may be shown in an error or a log: the password (or a token standing alone as
+/// the user, as in `nats://TOKEN@host`), every query value and the fragment are replaced by
+/// `***`; the scheme, user name, host, port, path and query names stay, so the message still
+/// says which server is meant. Works on text that is not a valid URL too (the error about an
+/// unusable URL is where it is shown whole otherwise).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(authority_end);
+    let (rest, fragment) = match rest.find('#') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let (path, query) = match rest.find('?') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let mut shown = String::with_capacity(url.len());
+    shown.push_str(scheme);
+    match authority.rfind('@') {
+        Some(at) => {
+            if let Some((user, _password)) = authority[..at].split_once(':') {
+                shown.push_str(user);
+                shown.push(':');
+            }
+            shown.push_str(REDACTED);
+            shown.push_str(&authority[at..]);
+        }
+        None => shown.push_str(authority),
+    }
+    shown.push_str(path);
+    if let Some(query) = query {
+        shown.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _value)) => format!("{name}={REDACTED}"),
+                None if pair.is_empty() => String::new(),
+                None => REDACTED.to_string(),
+            })
+            .collect();
+        shown.push_str(&pairs.join("&"));
+    }
+    if fragment.is_some_and(|f| !f.is_empty()) {
+        shown.push('#');
+        shown.push_str(REDACTED);
+    }
+    shown
+}
+
+/// [`redact_url`] for each entry of a comma-separated list (`NATS_URL`).
+pub fn redact_urls(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| redact_url(url.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The shared Salted CX secret(s): every token verifies inbound requests (so a new token can be
 /// rolled out before the old one is retired); the first one signs callbacks.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSet {
     tokens: Vec<Secret>,
+    /// SHA-256 of each token: what presented tokens are compared with.
+    digests: Vec<[u8; 32]>,
+}
+
+/// SHA-256 of `bytes`: comparing digests (always 32 bytes) instead of the tokens themselves
+/// keeps the comparison's time independent of the tokens' lengths.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 impl TokenSet {
     /// The token used to sign callbacks.
     pub fn signing(&self) -> &Secret {
         &self.tokens[0]
+    }
+
+    /// Every token, the signing one first.
+    pub fn all(&self) -> &[Secret] {
+        &self.tokens
     }
 
     /// How many tokens are accepted.
@@ -64,13 +142,16 @@ impl TokenSet {
         self.tokens.is_empty()
     }
 
-    /// Whether `presented` equals one of the tokens. Each comparison takes time independent of
-    /// where the strings differ, and every token is compared, so timing reveals nothing.
+    /// Whether `presented` equals one of the tokens. Both sides are hashed first, so the
+    /// constant-time comparison always sees 32 bytes (a plain comparison returns at once when
+    /// the lengths differ, which tells the token's length); every token is compared, and the
+    /// time does not depend on where the digests differ. Hashing the presented token takes
+    /// time that depends only on its own length, which its sender knows anyway.
     pub fn verify(&self, presented: &str) -> bool {
-        let presented = presented.as_bytes();
+        let presented = digest(presented.as_bytes());
         let mut matched = subtle::Choice::from(0);
-        for token in &self.tokens {
-            matched |= token.expose().as_bytes().ct_eq(presented);
+        for token in &self.digests {
+            matched |= token.ct_eq(&presented);
         }
         matched.into()
     }
@@ -104,6 +185,7 @@ impl FromStr for TokenSet {
             );
         }
         Ok(TokenSet {
+            digests: tokens.iter().map(|t| digest(t.as_bytes())).collect(),
             tokens: tokens.into_iter().map(Secret::new).collect(),
         })
     }
@@ -137,6 +219,32 @@ mod tests {
     fn empty_entries_in_the_token_list_are_rejected() {
         assert!("a,,b".parse::<TokenSet>().is_err());
         assert!("".parse::<TokenSet>().is_err());
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords_tokens_query_values_or_fragments() {
+        for (url, shown) in [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            (
+                "nats://admin:pa55@nats-0.nats:4222",
+                "nats://admin:***@nats-0.nats:4222",
+            ),
+            ("nats://t0ken@nats:4222", "nats://***@nats:4222"),
+            (
+                "https://u:p@llm.internal/v1?key=k3y&api-version=1#frag",
+                "https://u:***@llm.internal/v1?key=***&api-version=***#***",
+            ),
+            ("http://[::1", "http://[::1"),
+            ("user:pw@host:4222", "user:***@host:4222"),
+            ("http://host/p?sk-abc", "http://host/p?***"),
+            ("http://a@b@host/", "http://***@host/"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        assert_eq!(
+            redact_urls("nats://a:b@n1:4222, nats://n2:4222"),
+            "nats://a:***@n1:4222,nats://n2:4222"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ if [[ "$pin" == 1 ]]; then
 fi
 export SALTEDCX_TOKEN="${SALTEDCX_TOKEN:-bench-token}" RUST_LOG="${RUST_LOG:-warn}"
 export PARTITIONS="${PARTITIONS:-64}"
-NATS_PORT=24522 SIM_PORT=28588 INGRESS_BASE=28500 WORKER_BASE=29500
+NATS_PORT=24522 SIM_PORT=28588 INGRESS_BASE=28500 ADMIN_BASE=28700 WORKER_BASE=29500
 STACK_BIN_DIR="${STACK_BIN_DIR:-${REPO}/target/release}"
 
 mkdir -p "$RUN_DIR"
@@ -88,7 +88,7 @@ start_rust() {
     export NATS_URL="nats://127.0.0.1:${NATS_PORT}" SHARDS="$shards"
     for ((i = 1; i <= ingresses; i++)); do
         stack_start "ingress-$i" $(pinned "$service_cores") env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + i))" \
-            "${STACK_BIN_DIR}/ingress"
+            INGRESS_ADMIN_ADDR="127.0.0.1:$((ADMIN_BASE + i))" "${STACK_BIN_DIR}/ingress"
         urls+=("http://127.0.0.1:$((INGRESS_BASE + i))/v1/events")
     done
     for ((i = 1; i <= workers; i++)); do
@@ -96,7 +96,7 @@ start_rust() {
             SALTEDCX_API_URL="http://127.0.0.1:${SIM_PORT}" "${STACK_BIN_DIR}/worker"
     done
     for ((i = 1; i <= ingresses; i++)); do
-        stack_wait_ready "ingress-$i" "http://127.0.0.1:$((INGRESS_BASE + i))/readyz" 60 >&2
+        stack_wait_ready "ingress-$i" "http://127.0.0.1:$((ADMIN_BASE + i))/readyz" 60 >&2
     done
     for ((i = 1; i <= workers; i++)); do
         stack_wait_ready "worker-$i" "http://127.0.0.1:$((WORKER_BASE + i))/readyz" 60 >&2

@@ -2,7 +2,7 @@
 //! ([`load`]), the audit of that ledger against the callbacks, the dead letters and the expiry
 //! counter ([`audit`]), the real `ingress` and `worker` binaries as child processes
 //! ([`binaries`]), a logic whose answers differ on every computation ([`NonceLogic`]), and NATS
-//! look-ups (stream leader, dead letters).
+//! look-ups (stream leader, dead letters, events published around the ingress).
 //!
 //! The rule every fault test checks: an event that got `202` is answered (one successful
 //! callback, or several with the same body), or explicitly dead-lettered, or counted as expired
@@ -242,4 +242,35 @@ pub fn quantile(values: &[Duration], q: f64) -> Duration {
     sorted.sort();
     let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// Publishes `body` as an event of `conversation` straight to its NATS subject (64 partitions),
+/// around the ingress, as whatever else may publish there could: with an envelope as the ingress
+/// writes it (`request_id`, the test account and region) but the given `deadline`.
+pub async fn publish_around_the_ingress(
+    js: &jetstream::Context,
+    conversation: &str,
+    request_id: uuid::Uuid,
+    body: Vec<u8>,
+    deadline: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let envelope = shared::envelope::Envelope {
+        request_id,
+        conversation: conversation.to_string(),
+        deadline,
+        received_at: chrono::Utc::now(),
+        trigger: "MESSAGE".into(),
+        silent: false,
+        account_id: Some(crate::events::ACCOUNT_ID.into()),
+        region: Some(crate::events::REGION.into()),
+    };
+    let partition = shared::topology::partition_of(conversation, 64);
+    js.publish_with_headers(
+        shared::topology::event_subject(partition),
+        envelope.to_headers(),
+        body.into(),
+    )
+    .await?
+    .await?;
+    Ok(())
 }

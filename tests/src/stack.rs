@@ -19,6 +19,9 @@ pub const TOKEN: &str = "test-token";
 /// A running service (ingress or worker).
 pub struct Service {
     addr: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are (the ingress's admin listener; a worker's
+    /// only listener).
+    admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -32,6 +35,16 @@ impl Service {
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Where its health and metrics endpoints are (the ingress's admin listener).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// `http://admin-addr`: where its health and metrics endpoints are.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
     }
 
     /// Asks it to stop gracefully and waits until it has (at most `timeout`).
@@ -63,7 +76,8 @@ pub async fn start_ingress(
     tweak(&mut config);
     let service = ingress::Ingress::build(config).await?;
     let addr = service.local_addr()?;
-    Ok(spawn(addr, |stopped| service.run(stopped)))
+    let admin = service.admin_addr()?;
+    Ok(spawn(addr, admin, |stopped| service.run(stopped)))
 }
 
 /// Starts a worker answering to `api_url` with `logic`; `tweak` adjusts its configuration.
@@ -79,12 +93,12 @@ pub async fn start_worker(
     tweak(&mut config);
     let service = worker::Worker::build(config, logic).await?;
     let addr = service.local_addr()?;
-    Ok(spawn(addr, |stopped| service.run(stopped)))
+    Ok(spawn(addr, addr, |stopped| service.run(stopped)))
 }
 
 /// Runs a built service as a task; `run` gets the signal that resolves when the service is
 /// asked to stop (or its `Service` is dropped).
-fn spawn<F>(addr: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Service
+fn spawn<F>(addr: SocketAddr, admin: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Service
 where
     F: Future<Output = std::io::Result<()>> + Send + 'static,
 {
@@ -94,6 +108,7 @@ where
     });
     Service {
         addr,
+        admin,
         stop: Some(stop),
         task: tokio::spawn(run(signal)),
     }
@@ -105,10 +120,10 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Waits until `GET url/readyz` answers 200, or fails after `timeout`.
+/// Waits until its `GET /readyz` answers 200, or fails after `timeout`.
 pub async fn wait_ready(service: &Service, timeout: Duration) -> Result<()> {
     let client = reqwest::Client::new();
-    let url = format!("{}/readyz", service.url());
+    let url = format!("{}/readyz", service.admin_url());
     let ready = crate::poll::wait_until(timeout, Duration::from_millis(50), || {
         let request = client.get(&url).send();
         async move { request.await.is_ok_and(|r| r.status() == StatusCode::OK) }
@@ -116,6 +131,21 @@ pub async fn wait_ready(service: &Service, timeout: Duration) -> Result<()> {
     .await;
     anyhow::ensure!(ready, "{url} not ready within {timeout:?}");
     Ok(())
+}
+
+/// A whole HTTP/1.1 request posting a customer message of `conversation` with the shared
+/// token, for tests that speak HTTP on raw sockets (keep-alive connections of a real client).
+pub fn raw_event_request(conversation: &str) -> Vec<u8> {
+    let body = crate::EventBuilder::message(conversation, "hello")
+        .expires_in(Duration::from_secs(60))
+        .build()
+        .to_string();
+    format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Posts events to an ingress like Salted CX does.
@@ -191,7 +221,7 @@ pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Fetches a service's `/metrics` page.
 pub async fn scrape(service: &Service) -> Result<String> {
-    Ok(reqwest::get(format!("{}/metrics", service.url()))
+    Ok(reqwest::get(format!("{}/metrics", service.admin_url()))
         .await?
         .text()
         .await?)

@@ -92,8 +92,7 @@ async fn slow_bodies_get_408_and_slow_or_silent_connections_are_closed() -> Resu
         .await?;
     let mut silent = TcpStream::connect(addr).await?;
     let mut idle = TcpStream::connect(addr).await?;
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await?;
+    idle.write_all(&stack::raw_event_request("idle")).await?;
     for (what, stream) in [
         ("partial headers", &mut partial),
         ("silent", &mut silent),
@@ -226,23 +225,26 @@ async fn at_the_cap_a_connection_stalled_in_its_headers_is_closed_to_make_room()
     for _ in 0..8 {
         let mut stream = TcpStream::connect(ingress.addr()).await?;
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
             .await?;
         held.push(stream);
     }
     // The ninth connection is served once one of the eight has been stalled in its headers for
-    // a second, long before the 10 s header timeout would free a slot.
+    // a quarter of a second (STALLED_AFTER), long before the 10 s header timeout would free a
+    // slot.
     let started = Instant::now();
     let response = reqwest::Client::new()
-        .get(format!("{}/healthz", ingress.url()))
+        .post(format!("{}/v1/events", ingress.url()))
+        .bearer_auth(TOKEN)
+        .json(&valid_event().build())
         .timeout(Duration::from_secs(15))
         .send()
         .await?;
     let waited = started.elapsed();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 202);
     println!("with 8 slots held by stalled clients, a new request was served after {waited:?}");
     assert!(
-        waited >= Duration::from_millis(900),
+        waited >= shared::server::STALLED_AFTER - Duration::from_millis(50),
         "served at once ({waited:?}): cap not applied"
     );
     assert!(
@@ -272,23 +274,23 @@ async fn at_the_cap_the_longest_idle_keep_alive_connection_makes_room_at_once() 
     let mut idle = Vec::new();
     for _ in 0..8 {
         let mut stream = TcpStream::connect(ingress.addr()).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await?;
+        stream.write_all(&stack::raw_event_request("idle")).await?;
         let mut buf = [0u8; 512];
         let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await??;
-        assert!(String::from_utf8_lossy(&buf[..read]).starts_with("HTTP/1.1 200"));
+        assert!(String::from_utf8_lossy(&buf[..read]).starts_with("HTTP/1.1 202"));
         idle.push(stream);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
     let response = reqwest::Client::new()
-        .get(format!("{}/healthz", ingress.url()))
+        .post(format!("{}/v1/events", ingress.url()))
+        .bearer_auth(TOKEN)
+        .json(&valid_event().build())
         .timeout(Duration::from_secs(15))
         .send()
         .await?;
     let waited = started.elapsed();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 202);
     println!("with 8 idle keep-alive connections at the cap, a new one was served in {waited:?}");
     assert!(waited < Duration::from_millis(500), "waited {waited:?}");
     // The oldest idle connection was the one closed.

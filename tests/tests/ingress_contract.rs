@@ -145,7 +145,7 @@ async fn health_readiness_and_metrics_endpoints_answer() -> Result<()> {
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, Duration::from_secs(10)).await?;
-    let healthz = reqwest::get(format!("{}/healthz", ingress.url())).await?;
+    let healthz = reqwest::get(format!("{}/healthz", ingress.admin_url())).await?;
     assert_eq!(healthz.status(), StatusCode::OK);
     let metrics = stack::scrape(&ingress).await?;
     assert!(metrics.contains("yourlogic_up"), "{metrics}");
@@ -182,7 +182,7 @@ async fn while_nats_is_down_the_ingress_answers_503_quickly_and_recovers_by_itse
         .await?;
     assert_eq!(raw.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(raw.headers().contains_key("retry-after"));
-    let readyz = reqwest::get(format!("{}/readyz", ingress.url())).await?;
+    let readyz = reqwest::get(format!("{}/readyz", ingress.admin_url())).await?;
     assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     nats.restart().await?;

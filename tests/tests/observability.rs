@@ -154,8 +154,8 @@ fn test_config(
     let mut kept = Vec::new();
     for job in jobs.drain(..) {
         let target = match job["job_name"].as_str() {
-            Some("ingress") => ingress.addr().to_string(),
-            Some("worker") => worker.addr().to_string(),
+            Some("ingress") => ingress.admin_addr().to_string(),
+            Some("worker") => worker.admin_addr().to_string(),
             Some("prometheus") => prometheus.to_string(),
             // The NATS exporter is not part of this test.
             _ => continue,

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
-use testkit::faults::binaries::binary;
+use testkit::faults::binaries;
 use testkit::stack::{self, Poster, Service, TOKEN};
 use testkit::{Behaviour, EventBuilder, FakeSaltedCx, NatsServer, Reply};
 
@@ -52,19 +52,7 @@ async fn start_delegate() -> Result<String> {
 
 /// Runs the `worker` binary with `env` (on top of a cleared environment) and `args`.
 async fn worker_cli(env: &[(&str, &str)], args: &[&str]) -> Result<Output> {
-    let mut command = tokio::process::Command::new(binary("worker")?);
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args(args)
-        .kill_on_drop(true);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    tokio::time::timeout(COMMAND_LIMIT, command.output())
-        .await
-        .with_context(|| format!("worker {args:?} did not finish in {COMMAND_LIMIT:?}"))?
-        .with_context(|| format!("running worker {args:?}"))
+    binaries::run_command("worker", env, args, COMMAND_LIMIT).await
 }
 
 fn stdout(output: &Output) -> String {

@@ -1,5 +1,5 @@
 //! Poison events: logic that panics, fails, never answers, or crashes the worker again and again
-//! for some events. Each such event goes to the dead-letter stream with its error and is counted;
+//! for some events, and events the worker cannot read. Each such event goes to the dead-letter stream with its error and is counted;
 //! Salted CX gets the fallback answer (a note for the agents and NEEDS_HELP; nothing for a silent
 //! trigger) before the deadline; the conversation goes on with its next event.
 
@@ -325,29 +325,24 @@ async fn a_field_of_an_unexpected_type_is_left_out_and_the_event_answered_as_usu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_accepted_event_the_worker_cannot_read_is_dead_lettered_and_answered_with_the_fallback()
+async fn an_event_the_worker_cannot_read_is_dead_lettered_and_answered_with_the_fallback()
 -> Result<()> {
     let setup = setup().await?;
     let _worker = worker(&setup, |_| {}).await?;
-    // A lone surrogate escape (a truncated emoji): valid UTF-8 text, accepted by the ingress,
-    // which does not decode the message content; the worker's model cannot decode it.
-    let event = EventBuilder::message("conv-unreadable", "__TEXT__").build();
-    let id = event["requestId"].as_str().unwrap_or_default().to_string();
-    let body = event
-        .to_string()
-        .replace("__TEXT__", "broken \\ud83d emoji");
-    let (status, reply) = setup
-        .poster
-        .post_raw(
-            body.into_bytes(),
-            Some(&format!("Bearer {TOKEN}")),
-            "application/json",
-        )
-        .await?;
-    assert_eq!(status, 202, "{reply}");
-    let answered = setup.fake.wait_for_request(&id, WAIT).await?;
-    assert_fallback(&answered.actions(), "could not be read", "surrogate");
+    // The ingress accepts only what the worker reads: an unreadable event can only have been
+    // published around it (here: not JSON at all), with a valid envelope.
+    let id = uuid::Uuid::new_v4();
+    faults::publish_around_the_ingress(
+        &setup.nats.jetstream().await?,
+        "conv-unreadable",
+        id,
+        b"{\"requestId\": not json".to_vec(),
+        chrono::Utc::now() + chrono::Duration::seconds(30),
+    )
+    .await?;
+    let answered = setup.fake.wait_for_request(&id.to_string(), WAIT).await?;
+    assert_fallback(&answered.actions(), "could not be read", "not valid JSON");
     let letters = faults::dead_letters(&setup.nats.jetstream().await?).await?;
-    assert_eq!(letter(&letters, &id)?.reason, "invalid_event");
+    assert_eq!(letter(&letters, &id.to_string())?.reason, "invalid_event");
     Ok(())
 }

@@ -65,7 +65,7 @@ fn with_nats_auth(nats: &mut shared::config::NatsArgs, password: &str) {
 
 /// Whether `service` stays unready for `period` (polled; any 200 fails).
 async fn stays_unready(service: &Service, period: Duration) -> bool {
-    let url = format!("{}/readyz", service.url());
+    let url = format!("{}/readyz", service.admin_url());
     !testkit::wait_until(period, Duration::from_millis(100), || {
         let request = reqwest::get(url.clone());
         async move { request.await.is_ok_and(|r| r.status() == 200) }
@@ -190,6 +190,51 @@ fn token_comparison_takes_the_same_time_wherever_the_tokens_differ() {
     let ratio = early_runs[25].as_secs_f64() / late_runs[25].as_secs_f64();
     println!("median time, first-byte vs last-byte mismatch: ratio {ratio:.3}");
     assert!((0.8..1.25).contains(&ratio), "ratio {ratio}");
+}
+
+/// Optional, statistical: a wrong token of the configured token's length costs the same as one
+/// a byte shorter or longer, so timing does not reveal the token's length (both sides are
+/// hashed before they are compared). Run with `scripts/timing-check.sh`.
+#[test]
+#[ignore = "statistical timing test: run by scripts/timing-check.sh on a quiet machine"]
+fn token_comparison_takes_the_same_time_whatever_the_length_presented() {
+    let token = "s".repeat(40);
+    let set: TokenSet = token.parse().expect("token");
+    // All within one SHA-256 block, so hashing them costs the same.
+    let shorter = "x".repeat(39);
+    let same_length = "x".repeat(40);
+    let longer = "x".repeat(41);
+    let time = |candidate: &str| {
+        let started = std::time::Instant::now();
+        for _ in 0..20_000 {
+            std::hint::black_box(set.verify(std::hint::black_box(candidate)));
+        }
+        started.elapsed()
+    };
+    let (mut shorter_runs, mut same_runs, mut longer_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..51 {
+        shorter_runs.push(time(&shorter));
+        same_runs.push(time(&same_length));
+        longer_runs.push(time(&longer));
+    }
+    for runs in [&mut shorter_runs, &mut same_runs, &mut longer_runs] {
+        runs.sort();
+    }
+    let median = |runs: &[std::time::Duration]| runs[25].as_secs_f64();
+    let against_shorter = median(&same_runs) / median(&shorter_runs);
+    let against_longer = median(&same_runs) / median(&longer_runs);
+    println!(
+        "median time, wrong token of the right length vs one byte shorter: ratio \
+         {against_shorter:.3}; vs one byte longer: {against_longer:.3}"
+    );
+    assert!(
+        (0.8..1.25).contains(&against_shorter),
+        "ratio {against_shorter}"
+    );
+    assert!(
+        (0.8..1.25).contains(&against_longer),
+        "ratio {against_longer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +366,7 @@ async fn secrets_never_appear_in_debug_logs_metrics_help_or_responses() -> Resul
         );
     }
     let metrics = [
-        reqwest::get(format!("{}/metrics", ingress.url()))
+        reqwest::get(format!("{}/metrics", ingress.admin_url()))
             .await?
             .text()
             .await?,

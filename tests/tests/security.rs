@@ -56,7 +56,7 @@ async fn crafted_bodies_of_hundreds_of_thousands_of_turns_are_refused_without_gr
     )?;
     let client = reqwest::Client::new();
     let ready = testkit::wait_until(READY, Duration::from_millis(50), || {
-        let request = client.get(format!("{}/readyz", ingress.url())).send();
+        let request = client.get(format!("{}/readyz", ingress.admin_url())).send();
         async move { request.await.is_ok_and(|r| r.status() == 200) }
     })
     .await;
@@ -376,7 +376,7 @@ async fn with_an_admin_address_the_operational_endpoints_leave_the_public_port()
     let nats = NatsServer::start().await?;
     let admin = TcpListener::bind(loopback()).await?.local_addr()?;
     let ingress = stack::start_ingress(&nats.url(), |c| {
-        c.http.admin_addr = Some(admin);
+        c.http.admin_addr = admin;
     })
     .await?;
     let client = reqwest::Client::new();
@@ -425,5 +425,48 @@ async fn the_workers_admin_port_closes_connections_that_never_finish_their_heade
         "a worker admin connection stuck in its headers was closed after {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_public_port_serves_only_events() -> Result<()> {
+    // The binary's default: an admin address of its own, not the events port.
+    let cli = <ingress::config::Cli as clap::CommandFactory>::command();
+    let default = cli
+        .get_arguments()
+        .find(|arg| arg.get_id() == "admin_addr")
+        .and_then(|arg| arg.get_default_values().first().cloned())
+        .context("INGRESS_ADMIN_ADDR has a default")?;
+    assert_eq!(default, "0.0.0.0:9091");
+    // The embedding configuration does the same, on a free port.
+    let nats = NatsServer::start().await?;
+    let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
+    assert_ne!(ingress.admin_url(), ingress.url());
+    let poster = Poster::new(&ingress.url());
+    let accepted = testkit::wait_until(READY, Duration::from_millis(100), || {
+        let event = EventBuilder::message("default", "hello").build();
+        let poster = poster.clone();
+        async move {
+            poster
+                .post(&event)
+                .await
+                .is_ok_and(|(status, _)| status == 202)
+        }
+    })
+    .await;
+    assert!(accepted, "no event accepted");
+    let client = reqwest::Client::new();
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let public = client
+            .get(format!("{}{path}", ingress.url()))
+            .send()
+            .await?;
+        assert_eq!(public.status(), 404, "{path} on the public port");
+        let admin = client
+            .get(format!("{}{path}", ingress.admin_url()))
+            .send()
+            .await?;
+        assert_eq!(admin.status(), 200, "{path} on the admin address");
+    }
     Ok(())
 }

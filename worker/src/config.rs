@@ -212,6 +212,15 @@ pub struct WorkerArgs {
     /// How often the queue-length gauges are refreshed.
     #[arg(long, env = "QUEUE_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub queue_stats_interval: Duration,
+    /// Largest event body read (the ingress's limit: an event published to NATS around the
+    /// ingress is held to it too, and dead-lettered beyond it).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest time an event is worked on, from when NATS stored it (the ingress's limit: a
+    /// later deadline in an event's headers is treated as this far ahead; keep it below
+    /// ANSWERS_TTL).
+    #[arg(long, env = "MAX_BUDGET", default_value = "60s", value_parser = parse_duration)]
+    pub max_budget: Duration,
     #[command(flatten)]
     pub generative: GenerativeArgs,
 }
@@ -384,6 +393,8 @@ impl Config {
                 max_deliveries: 5,
                 shutdown_timeout: Duration::from_secs(20),
                 queue_stats_interval: Duration::from_secs(5),
+                max_body_bytes: 1 << 20,
+                max_budget: Duration::from_secs(60),
                 generative: GenerativeArgs::default(),
             },
         })

@@ -142,6 +142,14 @@ impl Worker {
             worker.deadline_margin,
             worker.callback_max_attempts,
         )?;
+        if worker.max_budget >= config.answers.answers_ttl {
+            tracing::warn!(
+                max_budget = ?worker.max_budget,
+                answers_ttl = ?config.answers.answers_ttl,
+                "MAX_BUDGET should be below ANSWERS_TTL: an answer record could expire while its \
+                 event is still worked on"
+            );
+        }
         let client = shared::nats::connect(&config.nats, "yourlogic-worker").await?;
         Ok(Self {
             config: Arc::new(config),
@@ -262,13 +270,15 @@ async fn consume(
     )
     .await;
     let Ok(store) = setup else { return };
-    let (membership, announcing) = match Membership::start(client.clone(), stop.clone()).await {
-        Ok(started) => started,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot join the worker membership");
-            return;
-        }
-    };
+    let tokens = config.token.saltedcx_token.clone();
+    let (membership, announcing) =
+        match Membership::start(client.clone(), tokens, stop.clone()).await {
+            Ok(started) => started,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot join the worker membership");
+                return;
+            }
+        };
     let worker = &config.worker;
     let processor = Arc::new(process::Processor {
         js: js.clone(),
@@ -276,6 +286,10 @@ async fn consume(
         deliverer,
         logic,
         max_deliveries: worker.max_deliveries,
+        limits: process::EventLimits {
+            max_body_bytes: worker.max_body_bytes,
+            max_budget: worker.max_budget,
+        },
     });
     let settings = IntakeSettings {
         consumer: ConsumerSettings {

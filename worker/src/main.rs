@@ -27,6 +27,9 @@ async fn main() -> ExitCode {
     if let Err(code) = shared::service::started("worker", telemetry) {
         return code;
     }
+    // Every connection is a file: the soft limit (often 1024) would cap them long before the
+    // hard limit does.
+    shared::server::files::raise_open_files_limit();
     let started = match worker::logic_from_config(&cli.config) {
         Ok(logic) => worker::Worker::build(cli.config, logic).await,
         Err(err) => Err(err),

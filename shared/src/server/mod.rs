@@ -3,15 +3,23 @@
 //! health and metrics endpoints):
 //!
 //! - **Connection cap with eviction.** At most `max_connections` connections are open. At the
-//!   cap, a new connection does not wait for an idle one to time out: the longest-idle
-//!   keep-alive connection is closed to make room (as nginx reuses idle keep-alive connections
-//!   when it runs out), or else one that has been sending a request head for longer than
-//!   [`STALLED_AFTER`] (a slow or malicious client). Only when every connection is busy does a
-//!   new one wait in the listen backlog.
+//!   cap, a new connection does not wait for a slot to free up by itself: a connection that has
+//!   been sending a request head for longer than [`STALLED_AFTER`] (a real client sends one in
+//!   milliseconds; a slow or malicious one does not) is closed to make room, the longest
+//!   stalled first; only when there is none is the longest-idle keep-alive connection closed
+//!   (as nginx reuses idle keep-alive connections when it runs out): those belong to clients
+//!   that sent a whole request, and closing one costs its owner a reconnection. Only when every
+//!   connection is busy does a new one wait in the listen backlog.
+//! - **No slot for clients without a token** ([`connection`]). An error response to a client
+//!   that proved no token ([`Authenticated`]) closes its connection, and every connection
+//!   serves at most [`connection::MAX_REQUESTS`] requests and lives at most
+//!   [`connection::MAX_AGE`].
 //! - **Timeouts.** A request head must arrive within `header_timeout`, counted from the
 //!   connection's start or from the first byte of the request (slowloris protection); an idle
 //!   keep-alive connection is closed after `idle_timeout`. Bodies are read by the handler,
 //!   after authentication, with their own size and time limits (`413`, `408`).
+//! - **Open files** ([`files`]). Caps are kept below the open-files limit, and an `accept`
+//!   failing for lack of descriptors counts as being at the cap (logged at warn level).
 //! - **Per-peer cap.** Optionally at most `max_per_peer` connections per peer address.
 //! - **Header buffer.** At most [`MAX_HEADER_BUFFER`] bytes are buffered per connection while
 //!   reading a request head (hyper's default is about 400 kB).
@@ -19,10 +27,11 @@
 //! Together these bound the memory strangers can make the ingress hold, and let thousands of
 //! conversations connect in a burst without waiting.
 
+pub mod connection;
+pub mod files;
 mod registry;
 mod tracked;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,28 +39,29 @@ use std::time::Duration;
 
 use crate::telemetry::names;
 use axum::Router;
-use axum::body::Body;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::TokioTimer;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-use registry::{Connection, Phase, Registry};
-use tracked::Tracked;
+use registry::Registry;
 
 /// Largest buffer per connection while reading a request's headers.
 pub const MAX_HEADER_BUFFER: usize = 64 * 1024;
-/// A connection sending its request head for longer than this may be closed at the cap:
-/// a real client sends a head in milliseconds.
-pub const STALLED_AFTER: Duration = Duration::from_secs(1);
+/// A connection sending its request head for longer than this may be closed at the cap: a real
+/// client sends a head in milliseconds (one write, right after connecting or after its previous
+/// response), so a head still unfinished after a quarter of a second is slow or hostile.
+pub const STALLED_AFTER: Duration = Duration::from_millis(250);
 
 /// The address of the peer of a request's connection, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
+/// Put in a response's extensions by a handler that verified the request's token: the client
+/// is known, so an error response does not close its connection (see [`connection`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
 /// Connection limits of a listener, and its name in the metrics (label `listener`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -91,6 +101,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let registry = Registry::new(limits.max_per_peer, STALLED_AFTER);
+    let mut out_of_files = files::OutOfFilesLog::default();
     let stopping = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -99,21 +110,36 @@ pub async fn serve(
     let http = Arc::new(http);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            () = &mut shutdown => break,
-            slot = make_room(&slots, &registry, limits.listener) => slot,
-        };
+        // Accepted first, room made after: a connection is closed only for one that is
+        // actually waiting, never in advance.
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(err) if files::out_of_files(&err) => {
+                    // As good as at the cap: make room as there, then try again.
+                    out_of_files.record(limits.listener, &err);
+                    if let Some(eviction) = registry.evict_one() {
+                        closed(limits.listener, eviction.label());
+                    }
+                    registry.wait_for_close(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(err) => {
-                    // Transient (e.g. out of file descriptors): back off briefly.
+                    // Transient (the peer gave up before it was accepted): back off briefly.
                     tracing::debug!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
+        };
+        if registry.peer_at_limit(peer.ip()) {
+            closed(limits.listener, "peer_limit");
+            continue;
+        }
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = make_room(&slots, &registry, limits.listener) => slot,
         };
         let Some(registered) = registry.open(peer.ip()) else {
             closed(limits.listener, "peer_limit");
@@ -123,7 +149,7 @@ pub async fn serve(
         let (http, router, stopping) = (http.clone(), router.clone(), stopping.clone());
         connections.spawn(async move {
             metrics::gauge!(names::HTTP_CONNECTIONS, "listener" => limits.listener).increment(1.0);
-            connection(
+            connection::serve(
                 stream,
                 peer,
                 &registered.connection,
@@ -144,7 +170,7 @@ pub async fn serve(
     connections.wait().await;
 }
 
-/// A free connection slot: at once if there is one; else after closing an idle or stalled
+/// A free connection slot: at once if there is one; else after closing a stalled or idle
 /// connection; else when one closes by itself.
 async fn make_room(
     slots: &Arc<Semaphore>,
@@ -175,91 +201,7 @@ async fn make_room(
     }
 }
 
-fn closed(listener: &'static str, reason: &'static str) {
+pub(crate) fn closed(listener: &'static str, reason: &'static str) {
     metrics::counter!(names::HTTP_CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason)
         .increment(1);
-}
-
-/// Serves one connection until it ends, enforcing the header and idle timeouts and closing it
-/// when asked (eviction, shutdown).
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    state: &Arc<Connection>,
-    http: &hyper::server::conn::http1::Builder,
-    router: Router,
-    limits: Limits,
-    stopping: &CancellationToken,
-) {
-    let service = {
-        let state = state.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let state = state.clone();
-            let router = router.clone();
-            async move {
-                state.request_started();
-                let mut request = request.map(Body::new);
-                request.extensions_mut().insert(Peer(peer));
-                let response = router.oneshot(request).await;
-                state.request_finished();
-                Ok::<_, Infallible>(match response {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                })
-            }
-        })
-    };
-    let io = TokioIo::new(Tracked::new(stream, state.clone()));
-    let mut served = std::pin::pin!(http.serve_connection(io, service));
-    let mut closing = false;
-    loop {
-        let (phase, lasted) = state.phase();
-        let timeout = timeout_of(phase, &limits);
-        // Looked at again when the timeout would run out, and at least every header timeout
-        // (the phase may change meanwhile: an idle connection may start a request head).
-        let wait = timeout
-            .map_or(limits.header_timeout, |t| t.saturating_sub(lasted))
-            .min(limits.header_timeout);
-        tokio::select! {
-            result = served.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(%peer, error = %err, "connection ended with an error");
-                }
-                return;
-            }
-            () = state.close.notified(), if !closing => {
-                if state.abort.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                closing = true;
-                served.as_mut().graceful_shutdown();
-            }
-            () = stopping.cancelled(), if !closing => {
-                closing = true;
-                served.as_mut().graceful_shutdown();
-            }
-            () = tokio::time::sleep(wait), if !closing => {
-                let (phase, lasted) = state.phase();
-                if timeout_of(phase, &limits).is_some_and(|limit| lasted >= limit) {
-                    if phase == Phase::Head {
-                        // Slow or silent client: dropped without a response.
-                        closed(limits.listener, "header_timeout");
-                        return;
-                    }
-                    closed(limits.listener, "idle_timeout");
-                    closing = true;
-                    served.as_mut().graceful_shutdown();
-                }
-            }
-        }
-    }
-}
-
-/// How long a connection may stay in `phase`.
-fn timeout_of(phase: Phase, limits: &Limits) -> Option<Duration> {
-    match phase {
-        Phase::Head => Some(limits.header_timeout),
-        Phase::Idle => Some(limits.idle_timeout),
-        Phase::Busy | Phase::Closing => None,
-    }
 }

@@ -1,6 +1,8 @@
 //! The open connections: what each is doing (reading a request's head, busy with a request,
 //! idle between requests) and since when, how many each peer holds, and which one to close when
-//! the connection cap is reached.
+//! the connection cap is reached: a stalled head before an idle keep-alive connection, since a
+//! head that takes long is a slow or hostile client, while an idle connection belongs to a
+//! client that sent a whole request.
 //!
 //! A connection's phase is kept in atomics updated by the connection itself (its reads and its
 //! requests), so serving a request takes no lock; the registry's lock is taken only to open,
@@ -103,13 +105,13 @@ impl Connection {
     }
 }
 
-/// Why a connection was picked to close at the cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a connection was picked to close at the cap, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Eviction {
-    /// The longest-idle keep-alive connection.
-    Idle,
     /// A connection that has been sending a request's head for longer than the stall limit.
     Stalled,
+    /// The longest-idle keep-alive connection.
+    Idle,
 }
 
 impl Eviction {
@@ -134,6 +136,8 @@ pub struct Registry {
     max_per_peer: usize,
     stalled_after: Duration,
     inner: Mutex<Inner>,
+    /// Signalled whenever a connection is unregistered.
+    closed: Notify,
 }
 
 /// A registered connection; dropping it unregisters it.
@@ -154,6 +158,8 @@ impl Drop for Registered {
                 inner.per_peer.remove(&self.peer);
             }
         }
+        drop(inner);
+        self.registry.closed.notify_waiters();
     }
 }
 
@@ -166,7 +172,13 @@ impl Registry {
             max_per_peer,
             stalled_after,
             inner: Mutex::new(Inner::default()),
+            closed: Notify::new(),
         })
+    }
+
+    /// Waits until a connection closes, at most `timeout`.
+    pub async fn wait_for_close(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.closed.notified()).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -174,6 +186,12 @@ impl Registry {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `peer` holds its maximum of connections already.
+    pub fn peer_at_limit(&self, peer: IpAddr) -> bool {
+        self.max_per_peer > 0
+            && self.lock().per_peer.get(&peer).copied().unwrap_or(0) >= self.max_per_peer
     }
 
     /// Registers a connection from `peer`, or `None` when the peer holds its maximum.
@@ -202,24 +220,23 @@ impl Registry {
         self.lock().open.len()
     }
 
-    /// Asks one connection to close to make room: the longest-idle keep-alive connection, else
-    /// the one stalled longest in its request head. `None` when every connection is busy or
-    /// reading its head normally.
+    /// Asks one connection to close to make room: the one stalled longest in its request
+    /// head, else the longest-idle keep-alive connection. `None` when every connection is busy
+    /// or reading its head normally.
     pub fn evict_one(&self) -> Option<Eviction> {
         let inner = self.lock();
         let mut best: Option<(Eviction, Duration, &Arc<Connection>)> = None;
         for connection in inner.open.values() {
             let (phase, lasted) = connection.phase();
             let candidate = match phase {
-                Phase::Idle => Eviction::Idle,
                 Phase::Head if lasted >= self.stalled_after => Eviction::Stalled,
+                Phase::Idle => Eviction::Idle,
                 _ => continue,
             };
             let better = match &best {
                 None => true,
                 Some((kind, longest, _)) => {
-                    (candidate == Eviction::Idle && *kind == Eviction::Stalled)
-                        || (candidate == *kind && lasted > *longest)
+                    candidate < *kind || (candidate == *kind && lasted > *longest)
                 }
             };
             if better {
@@ -245,7 +262,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_longest_idle_connection_is_evicted_first_then_stalled_heads() {
+    async fn stalled_heads_are_evicted_first_then_the_longest_idle_connection() {
         let registry = Registry::new(0, Duration::from_secs(1));
         let reading = registry.open(peer(1)).expect("open");
         let old_idle = registry.open(peer(1)).expect("open");
@@ -258,13 +275,13 @@ mod tests {
         let busy = registry.open(peer(2)).expect("open");
         busy.connection.request_started();
 
+        // The head has been read for 2 s: stalled, so closed before any idle connection.
+        assert_eq!(registry.evict_one(), Some(Eviction::Stalled));
+        assert_eq!(reading.connection.phase().0, Phase::Closing);
         assert_eq!(registry.evict_one(), Some(Eviction::Idle));
         assert_eq!(old_idle.connection.phase().0, Phase::Closing);
         assert_eq!(registry.evict_one(), Some(Eviction::Idle));
         assert_eq!(new_idle.connection.phase().0, Phase::Closing);
-        // The head has been read for 2 s: stalled.
-        assert_eq!(registry.evict_one(), Some(Eviction::Stalled));
-        assert_eq!(reading.connection.phase().0, Phase::Closing);
         assert_eq!(
             registry.evict_one(),
             None,

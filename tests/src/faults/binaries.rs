@@ -37,19 +37,59 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs binary `name` (`worker`, `ingress`) to completion with `env` (on top of a cleared
+/// environment, PATH kept) and `args`, for at most `limit`; returns its output.
+pub async fn run_command(
+    name: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    limit: Duration,
+) -> Result<std::process::Output> {
+    let mut command = tokio::process::Command::new(binary(name)?);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    tokio::time::timeout(limit, command.output())
+        .await
+        .with_context(|| format!("{name} {args:?} did not finish in {limit:?}"))?
+        .with_context(|| format!("running {name} {args:?}"))
+}
+
 /// A running `ingress` or `worker` process.
 pub struct BinaryProcess {
     name: String,
     child: Child,
     addr: SocketAddr,
+    /// The ingress's admin listener (health, metrics); `None` for a worker (on `addr`).
+    admin: Option<SocketAddr>,
     log_path: PathBuf,
     _dir: TempDir,
 }
 
 impl BinaryProcess {
     /// Starts binary `name` listening on a free loopback port (set through `addr_var`, e.g.
-    /// `INGRESS_ADDR`), with the given environment on top of a cleared one (PATH kept).
+    /// `INGRESS_ADDR`), with the given environment on top of a cleared one (PATH kept). The
+    /// ingress's admin listener gets a free loopback port too, unless `INGRESS_ADMIN_ADDR` is
+    /// in `env`.
     pub fn spawn(name: &str, addr_var: &str, env: &[(&str, &str)]) -> Result<BinaryProcess> {
+        Self::spawn_limited(name, addr_var, env, None)
+    }
+
+    /// [`BinaryProcess::spawn`], with the soft and hard limits of open files (`RLIMIT_NOFILE`)
+    /// set to `open_files` when given (through `ulimit -n` of `/bin/sh`, which then execs the
+    /// binary: the pid is the binary's).
+    pub fn spawn_limited(
+        name: &str,
+        addr_var: &str,
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Result<BinaryProcess> {
         let path = binary(name)?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("testkit-{name}-"))
@@ -59,11 +99,26 @@ impl BinaryProcess {
         let log = std::fs::File::create(&log_path).context("creating the process log")?;
         let log_err = log.try_clone().context("duplicating the log handle")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut command = Command::new(&path);
+        let admin = match env.iter().find(|(key, _)| *key == "INGRESS_ADMIN_ADDR") {
+            Some((_, value)) => Some(value.parse().context("INGRESS_ADMIN_ADDR")?),
+            None if name == "ingress" => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+            None => None,
+        };
+        let mut command = match open_files {
+            None => Command::new(&path),
+            Some(limit) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\""))
+                    .arg(&path);
+                sh
+            }
+        };
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env(addr_var, addr.to_string())
+            .envs(admin.map(|admin| ("INGRESS_ADMIN_ADDR", admin.to_string())))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -77,6 +132,7 @@ impl BinaryProcess {
             name: name.to_string(),
             child,
             addr,
+            admin,
             log_path,
             _dir: dir,
         })
@@ -92,6 +148,11 @@ impl BinaryProcess {
         format!("http://{}", self.addr)
     }
 
+    /// `http://addr` of its health and metrics endpoints (the ingress's admin listener).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.unwrap_or(self.addr))
+    }
+
     /// Everything the process wrote so far.
     pub fn output(&self) -> String {
         std::fs::read(&self.log_path)
@@ -101,7 +162,7 @@ impl BinaryProcess {
 
     /// Waits until `GET /readyz` answers 200, or fails after `timeout` with the output.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let url = format!("{}/readyz", self.url());
+        let url = format!("{}/readyz", self.admin_url());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
         loop {

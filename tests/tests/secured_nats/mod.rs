@@ -138,7 +138,7 @@ pub async fn ready(nats: &NatsServer, service: &Service) -> Result<()> {
 
 /// Whether `service` stays unready for `period` (polled; any 200 fails).
 pub async fn stays_unready(service: &Service, period: Duration) -> bool {
-    let url = format!("{}/readyz", service.url());
+    let url = format!("{}/readyz", service.admin_url());
     !testkit::wait_until(period, Duration::from_millis(100), || {
         let request = reqwest::get(url.clone());
         async move { request.await.is_ok_and(|r| r.status() == 200) }

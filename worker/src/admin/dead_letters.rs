@@ -89,6 +89,7 @@ impl DeadLetter {
 pub enum DeadLetterError {
     #[error(transparent)]
     Connect(#[from] shared::nats::ConnectError),
+    /// `url` is `NATS_URL` without its passwords or tokens.
     #[error(
         "no answer from NATS at {url}: {reason} (is it running? check NATS_URL and the NATS \
          credentials)"
@@ -131,7 +132,7 @@ impl DeadLetters {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, client.flush()).await;
         if !matches!(connected, Ok(Ok(()))) {
             return Err(DeadLetterError::Unreachable {
-                url: nats.nats_url.clone(),
+                url: shared::secret::redact_urls(&nats.nats_url),
                 reason: format!("not connected within {CONNECT_TIMEOUT:?}"),
             });
         }
@@ -147,7 +148,7 @@ impl DeadLetters {
                     Ok(Self { stream: None })
                 }
                 _ => Err(DeadLetterError::Unreachable {
-                    url: nats.nats_url.clone(),
+                    url: shared::secret::redact_urls(&nats.nats_url),
                     reason: err.to_string(),
                 }),
             },

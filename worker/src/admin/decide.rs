@@ -47,10 +47,13 @@ pub async fn decide(settings: &WorkerArgs, path: &Path) -> Result<Answer, Decide
         path: path.to_path_buf(),
         source,
     })?;
-    let event = Event::from_json(&raw).map_err(|source| DecideError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Within the limits the pipeline holds events to, read as the worker reads them.
+    let event = shared::admission::readable_body(&raw)
+        .and_then(|readable| Event::from_json(&readable))
+        .map_err(|source| DecideError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let logic = crate::logic_from_settings(settings)?;
     let budget = budget(&event);
     let now = Utc::now();

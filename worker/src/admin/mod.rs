@@ -1,12 +1,15 @@
 //! Operator commands besides serving: `worker dead-letters list|show|purge` (reading and
 //! purging the dead-letter stream) and `worker decide EVENT.json` (the answer the logic would
 //! send). Each prints its result on standard output (text, or JSON with `--json`), its error on
-//! standard error, and returns the exit code: 0 on success, 1 otherwise.
+//! standard error, and returns the exit code: 0 on success, 1 otherwise. Nothing a sender
+//! controls reaches the terminal raw ([`terminal`]).
 
 pub mod dead_letters;
 pub mod decide;
 pub mod render;
+pub mod terminal;
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -42,8 +45,14 @@ async fn run_dead_letters(
         DeadLettersCommand::Show { id, json, event } => {
             let letter = letters.find(&id).await?;
             Ok(if event {
-                // Valid UTF-8 (the ingress accepted it as JSON), so this is byte for byte.
-                String::from_utf8_lossy(&letter.payload).into_owned()
+                // Valid UTF-8 (the ingress accepted it as JSON), so this is byte for byte when
+                // saved to a file; on a terminal what it would act on is shown escaped.
+                let text = String::from_utf8_lossy(&letter.payload);
+                if std::io::stdout().is_terminal() {
+                    terminal::block(&text).into_owned()
+                } else {
+                    text.into_owned()
+                }
             } else if json {
                 to_json(&render::show_json(&letter))
             } else {
@@ -105,8 +114,11 @@ fn finish(result: Result<String, CommandError>) -> ExitCode {
     }
 }
 
+/// Pretty JSON, with what serde_json leaves raw in strings (DEL, C1 controls, bidirectional
+/// overrides) escaped: the same JSON, safe on a terminal.
 fn to_json(value: &serde_json::Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut text = terminal::json(&text).into_owned();
     text.push('\n');
     text
 }

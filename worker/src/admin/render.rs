@@ -1,4 +1,5 @@
-//! How `worker dead-letters` prints: aligned text for people, JSON for scripts.
+//! How `worker dead-letters` prints: aligned text for people, JSON for scripts. What a sender
+//! controls is escaped ([`super::terminal`]) so it cannot act on the operator's terminal.
 
 use std::fmt::Write as _;
 
@@ -6,6 +7,7 @@ use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
 use super::dead_letters::DeadLetter;
+use super::terminal;
 
 /// Shown for a header the dead letter lacks.
 const MISSING: &str = "-";
@@ -15,28 +17,34 @@ pub fn list_text(letters: &[DeadLetter]) -> String {
     if letters.is_empty() {
         return "no dead letters\n".into();
     }
-    let width = |pick: fn(&DeadLetter) -> usize, title: &str| {
-        letters.iter().map(pick).max().unwrap_or(0).max(title.len())
+    let rows: Vec<[String; 5]> = letters
+        .iter()
+        .map(|letter| {
+            [
+                letter.id.to_string(),
+                time(letter),
+                terminal::line(&letter.reason).into_owned(),
+                terminal::line(letter.conversation.as_deref().unwrap_or(MISSING)).into_owned(),
+                terminal::line(letter.request_id.as_deref().unwrap_or(MISSING)).into_owned(),
+            ]
+        })
+        .collect();
+    let width = |column: usize, title: &str| {
+        rows.iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
     };
-    let id_w = width(|l| l.id.to_string().len(), "ID");
-    let reason_w = width(|l| l.reason.len(), "REASON");
-    let conv_w = width(
-        |l| l.conversation.as_deref().unwrap_or(MISSING).len(),
-        "CONVERSATION",
-    );
+    let (id_w, reason_w, conv_w) = (width(0, "ID"), width(2, "REASON"), width(3, "CONVERSATION"));
     let mut out = format!(
         "{:>id_w$}  {:<24}  {:<reason_w$}  {:<conv_w$}  REQUEST ID\n",
         "ID", "TIME", "REASON", "CONVERSATION"
     );
-    for letter in letters {
+    for [id, time, reason, conversation, request_id] in &rows {
         let _ = writeln!(
             out,
-            "{:>id_w$}  {:<24}  {:<reason_w$}  {:<conv_w$}  {}",
-            letter.id,
-            time(letter),
-            letter.reason,
-            letter.conversation.as_deref().unwrap_or(MISSING),
-            letter.request_id.as_deref().unwrap_or(MISSING),
+            "{id:>id_w$}  {time:<24}  {reason:<reason_w$}  {conversation:<conv_w$}  {request_id}"
         );
     }
     out
@@ -49,7 +57,11 @@ pub fn list_json(letters: &[DeadLetter]) -> Value {
 
 /// `show` as text: the facts, the headers, then the event (pretty-printed when it is JSON).
 pub fn show_text(letter: &DeadLetter) -> String {
-    let mut out = format!("dead letter {} ({})\n", letter.id, letter.subject);
+    let mut out = format!(
+        "dead letter {} ({})\n",
+        letter.id,
+        terminal::line(&letter.subject)
+    );
     for (label, value) in [
         ("time", time(letter)),
         ("reason", letter.reason.clone()),
@@ -58,16 +70,23 @@ pub fn show_text(letter: &DeadLetter) -> String {
         ("requestId", or_missing(letter.request_id.as_deref())),
         ("trigger", or_missing(letter.trigger.as_deref())),
     ] {
-        let _ = writeln!(out, "{:<13} {value}", format!("{label}:"));
+        let _ = writeln!(
+            out,
+            "{:<13} {}",
+            format!("{label}:"),
+            terminal::line(&value)
+        );
     }
     out.push_str("headers:\n");
     for (name, value) in &letter.headers {
-        let _ = writeln!(out, "  {name}: {value}");
+        let _ = writeln!(out, "  {}: {}", terminal::line(name), terminal::line(value));
     }
     out.push_str("event:\n");
     let event = match serde_json::from_slice::<Value>(&letter.payload) {
-        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(&letter.payload).into_owned(),
+        Ok(value) => {
+            terminal::json(&serde_json::to_string_pretty(&value).unwrap_or_default()).into_owned()
+        }
+        Err(_) => terminal::block(&String::from_utf8_lossy(&letter.payload)).into_owned(),
     };
     out.push_str(&event);
     out.push('\n');

@@ -71,7 +71,7 @@ impl HttpLogic {
     /// deadline is nearer). Connections are pooled and reused.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, HttpLogicError> {
         let bad = |reason: String| HttpLogicError::BadUrl {
-            url: redacted(url),
+            url: shared::secret::redact_url(url),
             reason,
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -191,20 +191,6 @@ fn unavailable(err: reqwest::Error, budget: Duration) -> LogicError {
     } else {
         let err = err.without_url();
         LogicError::Unavailable(format!("the logic delegate is unreachable: {err}"))
-    }
-}
-
-/// `url` without what may be secret (user and password, query, fragment), for messages.
-fn redacted(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => "(not a URL)".to_string(),
     }
 }
 

@@ -30,10 +30,21 @@ pub(super) enum Triage {
 }
 
 impl<'m> Job<'m> {
-    /// Reads the envelope and the delivery count of `message`.
-    pub fn read(partition: u16, message: &'m jetstream::Message) -> Result<Self, EnvelopeError> {
-        let envelope = Envelope::from_headers(message.headers.as_ref())?;
+    /// Reads the envelope and the delivery count of `message`. The deadline is no later than
+    /// `max_budget` after NATS stored the event, whatever its header says: whatever may publish
+    /// on the event subjects could have skipped the ingress, which bounds it the same way.
+    pub fn read(
+        partition: u16,
+        message: &'m jetstream::Message,
+        max_budget: std::time::Duration,
+    ) -> Result<Self, EnvelopeError> {
+        let mut envelope = Envelope::from_headers(message.headers.as_ref())?;
         let info = message.info().ok();
+        let stored = info
+            .as_ref()
+            .and_then(|i| i64::try_from(i.published.unix_timestamp_nanos()).ok())
+            .map(chrono::DateTime::from_timestamp_nanos);
+        envelope.deadline = bounded_deadline(envelope.deadline, stored, max_budget);
         let delivery = info.as_ref().map_or(1, |i| i.delivered);
         let first_delivery = is_first_delivery(
             delivery,
@@ -132,6 +143,25 @@ impl Processor {
     }
 }
 
+/// `deadline`, but no later than `max_budget` after `stored` (when NATS stored the event, by its
+/// clock; now when unknown).
+pub fn bounded_deadline(
+    deadline: chrono::DateTime<Utc>,
+    stored: Option<chrono::DateTime<Utc>>,
+    max_budget: std::time::Duration,
+) -> chrono::DateTime<Utc> {
+    let stored = stored.unwrap_or_else(Utc::now);
+    chrono::TimeDelta::from_std(max_budget)
+        .ok()
+        .and_then(|budget| stored.checked_add_signed(budget))
+        .map_or(deadline, |latest| {
+            if deadline > latest {
+                tracing::info!(%deadline, %latest, "deadline beyond MAX_BUDGET; bounded");
+            }
+            deadline.min(latest)
+        })
+}
+
 /// How far the NATS servers' clocks may be ahead of this worker's (an event published just
 /// before the connection changed must not look published after it).
 const NATS_CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
@@ -161,6 +191,20 @@ mod tests {
 
     fn nanos(at: chrono::DateTime<Utc>) -> Option<i128> {
         at.timestamp_nanos_opt().map(i128::from)
+    }
+
+    #[test]
+    fn a_deadline_is_at_most_max_budget_after_the_event_was_stored() {
+        let stored = Utc::now();
+        let budget = std::time::Duration::from_secs(60);
+        let far = stored + chrono::Duration::days(365 * 70);
+        assert_eq!(
+            bounded_deadline(far, Some(stored), budget),
+            stored + chrono::Duration::seconds(60)
+        );
+        let near = stored + chrono::Duration::seconds(15);
+        assert_eq!(bounded_deadline(near, Some(stored), budget), near);
+        assert!(bounded_deadline(far, None, budget) < Utc::now() + chrono::Duration::seconds(61));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!    often (it probably crashes workers) is dead-lettered and answered with the fallback
 //!    without being parsed or decided again;
 //! 3. **plan** ([`plan`]): a redelivery looks up the answer record (a delivered answer is not
-//!    sent again, a recorded one is re-sent as is); otherwise the event is parsed and the logic
-//!    decides ([`decide`]: bounded by the deadline, panics caught; a failure is dead-lettered
+//!    sent again, a recorded one is re-sent as is); otherwise the event is read with the
+//!    ingress's own checks ([`read`]) and the logic decides ([`decide`]: bounded by the deadline, panics caught; a failure is dead-lettered
 //!    and answered with the fallback); the answer is claimed in the record unless a
 //!    deterministic logic decided it on a first delivery;
 //! 4. **deliver** ([`deliver`]): the callback before the deadline, then the outcome is counted.
@@ -21,6 +21,7 @@ mod decide;
 mod deliver;
 mod job;
 mod plan;
+pub mod read;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ use crate::logic::Logic;
 use job::{Job, Triage};
 
 pub use job::is_first_delivery;
+pub use read::EventLimits;
 
 /// What every event's processing needs.
 pub struct Processor {
@@ -45,6 +47,8 @@ pub struct Processor {
     pub logic: Arc<dyn Logic>,
     /// Deliveries after which an event is dead-lettered without being decided again.
     pub max_deliveries: i64,
+    /// The ingress's limits, applied again to what NATS delivers.
+    pub limits: EventLimits,
 }
 
 /// The final outcome of one event (the `outcome` label of `yourlogic_events_processed_total`).
@@ -79,7 +83,7 @@ const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
 impl Processor {
     /// Processes `message` (of `partition`) to its final outcome. Does not acknowledge it.
     pub async fn handle(&self, partition: u16, message: &jetstream::Message) -> Outcome {
-        let job = match Job::read(partition, message) {
+        let job = match Job::read(partition, message, self.limits.max_budget) {
             Ok(job) => job,
             Err(err) => {
                 return self

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use shared::answer::{Answer, Reply};
-use shared::event::Event;
 use shared::retry::{Backoff, Failure, Limits, retry};
 use shared::telemetry::names;
 
 use super::decide::{FallbackCause, fallback_reply};
 use super::job::Job;
+use super::read::read_event;
 use super::{Outcome, Processor, count};
 use crate::answers::{AnswersError, Claim, Record};
 use crate::deadletter::Reason;
@@ -111,9 +111,9 @@ impl Processor {
         }
     }
 
-    /// Parses the event and runs the logic; a failure is dead-lettered and gets the fallback.
+    /// Reads the event and runs the logic; a failure is dead-lettered and gets the fallback.
     async fn decided(&self, job: &Job<'_>) -> Result<(Reply, Outcome, Option<String>), Outcome> {
-        let event = match Event::from_json_lenient(&job.message.payload) {
+        let event = match read_event(&job.message.payload, &job.envelope, &self.limits) {
             Ok((event, dropped)) => {
                 if !dropped.is_empty() {
                     // The format is documented as still changing: the logic decides without
@@ -123,8 +123,8 @@ impl Processor {
                 Arc::new(event)
             }
             Err(err) => {
-                // Accepted by the ingress but unreadable here (e.g. an escape sequence the
-                // model cannot decode): kept as a dead letter, and still answered, from the
+                // Not an event the ingress would have accepted (published around it), or not
+                // readable at all: kept as a dead letter, and still answered, from the
                 // envelope, so Salted CX does not wait until the deadline.
                 let stored = self
                     .dead_letter(

@@ -137,7 +137,7 @@ impl ChatClient {
         key_header: KeyHeader,
     ) -> Result<Self, ClientError> {
         let bad = |reason: String| ClientError::BadUrl {
-            url: base_url.to_string(),
+            url: shared::secret::redact_url(base_url),
             reason,
         };
         let mut url = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
