@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod binaries;
+pub mod cutter;
 pub mod load;
 
 use std::sync::Arc;
@@ -23,7 +24,9 @@ use shared::answer::{Action, Reply};
 use shared::event::Event;
 use worker::logic::{Context, Logic, LogicError};
 
-pub use audit::{Audit, audit, longest_answer_gap, refusal_window, wait_settled};
+pub use audit::{
+    AnsweredEvent, Audit, OrderViolation, audit, longest_answer_gap, refusal_window, wait_settled,
+};
 pub use load::{Ledger, LoadSpec, Posted, run_load};
 
 /// Answers every event with one message `"{requestId} {nonce}"`, the nonce fresh on every
