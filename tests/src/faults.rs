@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod binaries;
+pub mod campaign;
 pub mod cutter;
 pub mod load;
 
@@ -27,7 +28,7 @@ use worker::logic::{Context, Logic, LogicError};
 pub use audit::{
     AnsweredEvent, Audit, OrderViolation, audit, longest_answer_gap, refusal_window, wait_settled,
 };
-pub use load::{Ledger, LoadSpec, Posted, run_load};
+pub use load::{AnswerWatch, Ledger, LoadSpec, Posted, run_load, run_load_watching};
 
 /// Answers every event with one message `"{requestId} {nonce}"`, the nonce fresh on every
 /// computation: a redelivered event that were decided a second time (instead of resending the
