@@ -155,6 +155,9 @@ async fn an_ingress_credential_cannot_read_events_delete_streams_write_answers_o
     let mut inbox = spy.subscribe("_INBOX.>").await?;
     let mut events = spy.subscribe("yourlogic.events.>").await?;
     let mut answers = spy.subscribe("$KV.>").await?;
+    // The server has the subscriptions before the event is posted (a subscription is only sent,
+    // not confirmed; the round trip confirms it).
+    spy.flush().await?;
     let secret_text = "card 4111-secret";
     let event = EventBuilder::message("conv-spied", secret_text).build();
     assert_eq!(poster.post(&event).await?.0, 202);
