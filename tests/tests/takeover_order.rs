@@ -146,7 +146,7 @@ async fn repeated_graceful_stops_under_load_never_leave_an_event_waiting_for_the
     ];
     // The load runs until the stops are done (bounded: at most 2 minutes).
     let spec = LoadSpec::new("sigterm", "FAULT_SIGTERM", 80, 2000)
-        .pace(Duration::from_millis(100))
+        .pace(Duration::from_millis(200))
         .max_duration(Duration::from_secs(120));
     let ledger = Ledger::default();
     let load = tokio::spawn(faults::run_load(
