@@ -131,6 +131,14 @@ fn received(subscription: &mut async_nats::Subscriber) -> Vec<async_nats::Messag
     all
 }
 
+/// Whether `message` is JetStream's acknowledgement of a publish to the event stream
+/// (`{"stream":"YOURLOGIC_EVENTS","seq":…}`), not another reply that names the stream.
+fn is_publish_acknowledgement(message: &async_nats::Message) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&message.payload).is_ok_and(|reply| {
+        reply["stream"] == EVENT_STREAM && reply["seq"].is_u64() && reply.get("config").is_none()
+    })
+}
+
 fn mentions(messages: &[async_nats::Message], text: &str) -> bool {
     messages
         .iter()
@@ -152,23 +160,34 @@ async fn an_ingress_credential_cannot_read_events_delete_streams_write_answers_o
     // Someone holding the ingress's credential listens wherever it is allowed to and tries to
     // listen where it is not; meanwhile an event goes through the pipeline.
     let spy = connect_as(&nats, "ingress", INGRESS_PASSWORD).await?;
+    let spy_js = jetstream_of(spy.clone());
     let mut inbox = spy.subscribe("_INBOX.>").await?;
     let mut events = spy.subscribe("yourlogic.events.>").await?;
     let mut answers = spy.subscribe("$KV.>").await?;
-    // The server has the subscriptions before the event is posted (a subscription is only sent,
-    // not confirmed; the round trip confirms it).
-    spy.flush().await?;
+    // The server has the subscriptions before the event is posted: it answers this request
+    // only after them (the client's flush only writes them out; it confirms nothing).
+    spy_js.get_stream(EVENT_STREAM).await?;
     let secret_text = "card 4111-secret";
     let event = EventBuilder::message("conv-spied", secret_text).build();
     assert_eq!(poster.post(&event).await?.0, 202);
     fake.wait_for_request(request_id(&event), WAIT).await?;
-    spy.flush().await?;
-    let replies = received(&mut inbox);
-    // It does hear its account's replies (the ingress's publish acknowledgements), only never
-    // the event: JetStream delivers that to the worker's inbox, in the other account.
+    // It does hear its account's replies, the ingress's publish acknowledgement among them
+    // (waited for: it may still be on its way), only never the event: JetStream delivers that
+    // to the worker's inbox, in the other account.
+    let mut replies = Vec::new();
+    let acknowledgement_heard = testkit::poll::wait_until(WAIT, Duration::from_millis(20), || {
+        replies.extend(received(&mut inbox));
+        let heard = replies.iter().any(is_publish_acknowledgement);
+        async move { heard }
+    })
+    .await;
     assert!(
-        mentions(&replies, EVENT_STREAM),
-        "the inbox subscription heard nothing"
+        acknowledgement_heard,
+        "the inbox subscription heard no publish acknowledgement: {:?}",
+        replies
+            .iter()
+            .map(|m| m.subject.to_string())
+            .collect::<Vec<_>>()
     );
     assert!(
         !mentions(&replies, secret_text),
@@ -178,7 +197,6 @@ async fn an_ingress_credential_cannot_read_events_delete_streams_write_answers_o
         assert!(received(subscription).is_empty(), "{name} heard something");
     }
 
-    let spy_js = jetstream_of(spy.clone());
     // A message no partition consumer takes stays in the stream: what reading, deleting or
     // purging would reach.
     let kept = admin
@@ -243,11 +261,14 @@ async fn an_ingress_credential_cannot_read_events_delete_streams_write_answers_o
 
     // Posing as a worker (announcements decide who owns which partition).
     let mut announcements = admin.client().subscribe("yourlogic.workers").await?;
-    admin.client().flush().await?;
+    // A round trip: the server has the subscription once it answers.
+    admin.get_stream(EVENT_STREAM).await?;
     spy.publish("yourlogic.workers", r#"{"id":"forged"}"#.into())
         .await?;
-    spy.flush().await?;
-    admin.client().flush().await?;
+    // Round trips in turn: the server has handled the publish once it answers the spy, and
+    // whatever it passed on to the admin arrives before its answer to the admin.
+    spy_js.get_stream(EVENT_STREAM).await?;
+    admin.get_stream(EVENT_STREAM).await?;
     let heard = received(&mut announcements);
     assert!(
         !mentions(&heard, "forged"),
