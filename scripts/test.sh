@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the pinned nats-server (and the deployment checkers) into
-# the git-ignored .tools/ when missing, builds once, runs every test with nextest (each test
-# starts its own nats-server on free loopback ports), the default playbook's conversation tests,
-# then the deployment checks.
-set -euo pipefail
+# the git-ignored .tools/ when missing, builds once, then runs every stage — every test with
+# nextest (each test starts its own nats-server on free loopback ports), the default playbook's
+# conversation tests, the deployment checks — even when an earlier one fails, and ends with a
+# summary of the stages. Exits non-zero if any stage failed. Arguments go to `cargo nextest run`.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # Progress lines on stderr, in colour only on a terminal.
@@ -11,19 +12,52 @@ say() {
     if [[ -t 2 ]]; then printf '\033[1m==>\033[0m %s\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
 }
 
+# Without the tools nothing else can run: these two steps stop the script when they fail.
 # Each installer prints its progress on stderr and its result on stdout (discarded here).
 say "checking the pinned nats-server in .tools/ (installs it when missing: about 19 MB)"
-scripts/install-nats-server.sh >/dev/null
-say "checking the deployment tools in .tools/ (installs them when missing: about 425 MB)"
+scripts/install-nats-server.sh >/dev/null || { say "installing nats-server failed"; exit 1; }
+say "checking the deployment tools in .tools/ (installs them when missing: about 440 MB)"
 # Prometheus (for the observability tests) and the deployment checkers.
-scripts/install-deploy-tools.sh >/dev/null
+scripts/install-deploy-tools.sh >/dev/null || { say "installing the deployment tools failed"; exit 1; }
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"
 
+passed=()
+failed=()
+skipped=()
+# stage NAME COMMAND...: runs one stage and records its verdict; never stops the script.
+stage() {
+    local name="$1"
+    shift
+    if "$@"; then
+        passed+=("$name")
+    else
+        say "$name: FAILED (exit $?)"
+        failed+=("$name")
+    fi
+}
+
 say "building the workspace (a first build takes several minutes; see the README)"
-cargo build --workspace --all-targets --locked
-say "running the tests"
-cargo nextest run --workspace --locked "$@"
-# The default playbook's conversation tests, as a user's CI would run them on theirs.
-cargo run --locked --quiet --bin saltedcx-sim -- test tests/conversations
+stage "build" cargo build --workspace --all-targets --locked
+if [[ ${#failed[@]} -eq 0 ]]; then
+    say "running the tests"
+    stage "tests (cargo nextest)" cargo nextest run --workspace --locked "$@"
+    # The default playbook's conversation tests, as a user's CI would run them on theirs.
+    say "running the default playbook's conversation tests"
+    stage "conversation tests (saltedcx-sim test)" \
+        cargo run --locked --quiet --bin saltedcx-sim -- test tests/conversations
+else
+    # Nothing to test without a build; the deployment checks need none.
+    skipped+=("tests (cargo nextest)" "conversation tests (saltedcx-sim test)")
+fi
 say "checking the deployment files"
-scripts/check-deploy.sh
+stage "deployment checks (scripts/check-deploy.sh)" scripts/check-deploy.sh
+
+say "summary"
+for name in "${passed[@]}"; do printf '  passed:  %s\n' "$name" >&2; done
+for name in "${skipped[@]}"; do printf '  skipped: %s (the build failed)\n' "$name" >&2; done
+for name in "${failed[@]}"; do printf '  FAILED:  %s\n' "$name" >&2; done
+if [[ ${#failed[@]} -gt 0 ]]; then
+    say "${#failed[@]} of $((${#passed[@]} + ${#failed[@]})) stages failed"
+    exit 1
+fi
+say "all ${#passed[@]} stages passed"

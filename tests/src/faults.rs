@@ -10,6 +10,8 @@
 
 pub mod audit;
 pub mod binaries;
+pub mod campaign;
+pub mod cutter;
 pub mod load;
 
 use std::sync::Arc;
@@ -23,8 +25,10 @@ use shared::answer::{Action, Reply};
 use shared::event::Event;
 use worker::logic::{Context, Logic, LogicError};
 
-pub use audit::{Audit, audit, longest_answer_gap, refusal_window, wait_settled};
-pub use load::{Ledger, LoadSpec, Posted, run_load};
+pub use audit::{
+    AnsweredEvent, Audit, OrderViolation, audit, longest_answer_gap, refusal_window, wait_settled,
+};
+pub use load::{AnswerWatch, Ledger, LoadSpec, Posted, run_load, run_load_watching};
 
 /// Answers every event with one message `"{requestId} {nonce}"`, the nonce fresh on every
 /// computation: a redelivered event that were decided a second time (instead of resending the

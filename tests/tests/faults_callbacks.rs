@@ -1,7 +1,9 @@
 //! Callback faults under load: a Salted CX endpoint that flaps (errors, 429, resets, hangs), one
-//! that stays down, and one conversation whose callbacks are slow. Retries happen only before the
-//! deadline, nothing is sent after `expires`, no event is answered twice, and a slow
-//! conversation holds back no other conversation, not even one of its partition (measured).
+//! that stays down, and one conversation whose callbacks hang. Retries happen only before the
+//! deadline, nothing is sent after `expires`, no event is answered twice, and a hanging or
+//! flooded conversation holds back no other conversation, not even one of its partition: the
+//! others are answered while its callbacks cannot be, whatever the machine's speed (the
+//! latencies are printed).
 
 use std::time::Duration;
 
@@ -189,12 +191,13 @@ fn conversations_in(prefix: &str, partition: u16, same: bool, count: usize) -> V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_partition()
 -> Result<()> {
-    const SLOW: Duration = Duration::from_secs(3);
     const ROUNDS: usize = 3;
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    fake.set_behaviour_for("hol-slow", Behaviour::default().with_delay(SLOW));
-    // The default 5 s attempt timeout: the slow callbacks do succeed, after 3 s.
-    let (_nats, ingress, _workers) = stack_with(&fake, 2, Duration::from_secs(5)).await?;
+    // The slow conversation's callbacks hang (each attempt times out after 1 s and is retried)
+    // until the round's other events are answered; then it is let through.
+    let hanging = || Behaviour::always(Reply::Hang);
+    fake.set_behaviour_for("hol-slow", hanging());
+    let (_nats, ingress, _workers) = stack_with(&fake, 2, Duration::from_secs(1)).await?;
     let poster = Poster::new(&ingress.url());
     let partition = shared::topology::partition_of("hol-slow", PARTITIONS);
     let same = conversations_in("hol-same", partition, true, 4);
@@ -202,7 +205,10 @@ async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_pa
 
     let mut posted: Vec<(String, bool, DateTime<Utc>)> = Vec::new();
     for round in 0..ROUNDS {
-        let slow = EventBuilder::message("hol-slow", &format!("round {round}")).build();
+        let slow = EventBuilder::message("hol-slow", &format!("round {round}"))
+            .expires_in(Duration::from_secs(90))
+            .build();
+        let slow_id = slow["requestId"].as_str().unwrap_or_default().to_string();
         assert_eq!(poster.post(&slow).await?.0, 202);
         for (group, conversations) in [(true, &same), (false, &other)] {
             for conversation in conversations {
@@ -216,15 +222,21 @@ async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_pa
                 ));
             }
         }
-        // The next round once this one is answered, as Salted CX would.
-        fake.wait_for_request(
-            slow["requestId"].as_str().unwrap_or_default(),
-            Duration::from_secs(20),
-        )
-        .await?;
+        // Every other conversation is answered while the slow one's callback hangs ...
         for (id, _, _) in &posted {
-            fake.wait_for_request(id, Duration::from_secs(20)).await?;
+            fake.wait_for_request(id, Duration::from_secs(60)).await?;
         }
+        assert!(
+            fake.callbacks_for(&slow_id).is_empty(),
+            "the hanging callback was answered: {}",
+            fake.summary()
+        );
+        // ... then it is let through, and the next round starts once it is answered, as Salted
+        // CX would.
+        fake.set_behaviour_for("hol-slow", Behaviour::default());
+        fake.wait_for_request(&slow_id, Duration::from_secs(60))
+            .await?;
+        fake.set_behaviour_for("hol-slow", hanging());
     }
     let latency = |group: bool| -> Vec<Duration> {
         posted
@@ -238,8 +250,8 @@ async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_pa
     };
     let (same_latency, other_latency) = (latency(true), latency(false));
     println!(
-        "head-of-line with one conversation's callbacks taking {SLOW:?} (partition {partition}): \
-         same partition p50 {:?} max {:?} ({} events); other partitions p50 {:?} max {:?} ({} \
+        "head-of-line with one conversation's callbacks hanging (partition {partition}): same \
+         partition p50 {:?} max {:?} ({} events); other partitions p50 {:?} max {:?} ({} \
          events)",
         faults::quantile(&same_latency, 0.5),
         faults::quantile(&same_latency, 1.0),
@@ -248,19 +260,10 @@ async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_pa
         faults::quantile(&other_latency, 1.0),
         other_latency.len(),
     );
+    // Every one answered while the slow callback hung (checked above): each conversation has
+    // its own lane.
     assert_eq!(same_latency.len(), same.len() * ROUNDS);
     assert_eq!(other_latency.len(), other.len() * ROUNDS);
-    // No other conversation is held back by the slow callbacks, not even one of the same
-    // partition: each conversation has its own lane (generous bound: the slow callback alone
-    // takes 3 s).
-    assert!(
-        faults::quantile(&other_latency, 1.0) < SLOW,
-        "{other_latency:?}"
-    );
-    assert!(
-        faults::quantile(&same_latency, 1.0) < SLOW,
-        "same partition: {same_latency:?}"
-    );
     Ok(())
 }
 
@@ -269,11 +272,9 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
 {
     const FLOOD: usize = 40;
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    // The flooded conversation's callbacks are slow: its events pile up at the worker.
-    fake.set_behaviour_for(
-        "flood",
-        Behaviour::default().with_delay(Duration::from_millis(150)),
-    );
+    // The flooded conversation's callbacks hang until its neighbours are answered: its events
+    // pile up at the worker and none of them finishes meanwhile.
+    fake.set_behaviour_for("flood", Behaviour::always(Reply::Hang));
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, READY).await?;
@@ -281,6 +282,7 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
     let worker = stack::start_worker(&nats.url(), &fake.base_url(), NonceLogic::shared(), |c| {
         c.worker.in_flight_per_partition = 16;
         c.worker.max_held_per_conversation = 4;
+        c.worker.callback_timeout = Duration::from_secs(1);
     })
     .await?;
     stack::wait_ready(&worker, READY).await?;
@@ -306,12 +308,21 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
             at,
         ));
     }
+    // The neighbours are answered although no event of the flood can finish.
     let mut waits = Vec::new();
     for (id, at) in &others {
-        let answered = fake.wait_for_request(id, Duration::from_secs(20)).await?;
+        let answered = fake.wait_for_request(id, Duration::from_secs(60)).await?;
         waits.push((answered.received_at - *at).to_std().unwrap_or_default());
     }
-    // The flood is answered too, in order.
+    assert!(
+        flood.iter().all(|id| fake.callbacks_for(id).is_empty()),
+        "a hanging callback was answered"
+    );
+    // Then the flood's callbacks go through (150 ms each), and it is answered in order.
+    fake.set_behaviour_for(
+        "flood",
+        Behaviour::default().with_delay(Duration::from_millis(150)),
+    );
     let mut firsts = Vec::new();
     for id in &flood {
         firsts.push(
@@ -322,7 +333,7 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
     }
     let deferred = faults::metric_at(&worker.url(), "yourlogic_deferred_events_total", &[]).await;
     println!(
-        "a flood of {FLOOD} events in one conversation (callbacks 150 ms each, quota 4): its \
+        "a flood of {FLOOD} events in one conversation (callbacks hanging, quota 4): its \
          neighbours in partition {partition} answered after at most {:?}; {deferred} events \
          parked beyond the quota",
         faults::quantile(&waits, 1.0)
@@ -332,10 +343,5 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
         "flood answered out of order"
     );
     assert!(deferred > 0.0, "the quota never deferred anything");
-    // Without the quota the neighbours would wait for the flood: 40 x 150 ms = 6 s.
-    assert!(
-        faults::quantile(&waits, 1.0) < Duration::from_secs(3),
-        "neighbours waited {waits:?}"
-    );
     Ok(())
 }

@@ -91,9 +91,10 @@ async fn workers_killed_at_random_under_load_lose_nothing_and_keep_conversation_
         workers.push(start_worker(&nats.url(), &fake, logic.clone()).await?);
     }
 
-    let spec = LoadSpec::new("kill9", "FAULT_KILL9", 60, 50)
+    // The load runs until the kills are done (bounded: at most 2 minutes).
+    let spec = LoadSpec::new("kill9", "FAULT_KILL9", 60, 1000)
         .pace(Duration::from_millis(400))
-        .max_duration(Duration::from_secs(20));
+        .max_duration(Duration::from_secs(120));
     let ledger = Ledger::default();
     let load = tokio::spawn(faults::run_load(
         Poster::new(&ingress.url()),
@@ -101,18 +102,17 @@ async fn workers_killed_at_random_under_load_lose_nothing_and_keep_conversation_
         ledger.clone(),
     ));
 
-    // Kill a random worker every ~2.5 s and start a replacement, up to seven times.
+    // Kill a random worker every ~2.5 s and start a replacement, seven times.
     let mut kills = Vec::new();
     for _ in 0..7 {
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        if load.is_finished() {
-            break;
-        }
         let victim = rand::rng().random_range(0..workers.len());
         kills.push(Utc::now());
         workers.swap_remove(victim).kill().await;
         workers.push(start_worker(&nats.url(), &fake, logic.clone()).await?);
     }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ledger.stop();
     let ledger = load.await??.snapshot();
     let (settled, audit) = faults::settle_and_audit(
         &fake,
@@ -138,11 +138,6 @@ async fn workers_killed_at_random_under_load_lose_nothing_and_keep_conversation_
     assert_eq!(audit.conflicting, 0, "{audit}");
     assert_eq!(audit.order_violations, 0, "{audit}");
     assert_eq!(audit.not_acknowledged, 0, "{audit}");
-    assert!(
-        kills.len() >= 5,
-        "only {} kills happened during the load",
-        kills.len()
-    );
     Ok(())
 }
 
@@ -156,9 +151,10 @@ async fn scaling_workers_from_one_to_four_and_back_under_load_loses_nothing() ->
     let logic = NonceLogic::shared();
     let mut workers = vec![start_worker(&nats.url(), &fake, logic.clone()).await?];
 
-    let spec = LoadSpec::new("scale", "FAULT_SCALE", 60, 50)
+    // The load runs until the scaling is done (bounded: at most 2 minutes).
+    let spec = LoadSpec::new("scale", "FAULT_SCALE", 60, 1000)
         .pace(Duration::from_millis(300))
-        .max_duration(Duration::from_secs(16));
+        .max_duration(Duration::from_secs(120));
     let ledger = Ledger::default();
     let load = tokio::spawn(faults::run_load(
         Poster::new(&ingress.url()),
@@ -181,6 +177,7 @@ async fn scaling_workers_from_one_to_four_and_back_under_load_loses_nothing() ->
         stop_times.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
+    ledger.stop();
     let ledger = load.await??.snapshot();
     let (settled, audit) = faults::settle_and_audit(
         &fake,

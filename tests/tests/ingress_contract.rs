@@ -172,7 +172,9 @@ async fn while_nats_is_down_the_ingress_answers_503_quickly_and_recovers_by_itse
         let took = started.elapsed();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
         assert_eq!(error_code(&reply), "unavailable");
-        assert!(took < Duration::from_millis(1500), "503 took {took:?}");
+        // At once, not after waiting for NATS: the publish wait alone is 1 s; a busy machine
+        // may add some, a hang would take far longer.
+        assert!(took < Duration::from_secs(5), "503 took {took:?}");
     }
     let raw = reqwest::Client::new()
         .post(format!("{}/v1/events", ingress.url()))

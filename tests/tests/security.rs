@@ -195,13 +195,12 @@ async fn an_unreachable_callback_host_is_given_up_after_the_allowed_attempts_and
         "a neighbour in partition {partition} answered after {waited:?} while the unreachable \
          host had {retried_meanwhile} of its {ATTEMPTS} attempts"
     );
+    // Answered while the unreachable host's callbacks were still being retried: not held back
+    // behind them (how long it took is printed, not asserted).
     assert!(
         retried_meanwhile < ATTEMPTS,
-        "the unreachable host's attempts were over before the neighbour was answered"
-    );
-    assert!(
-        waited < Duration::from_secs(1),
-        "the neighbour waited {waited:?}"
+        "the unreachable host's attempts were over before the neighbour was answered \
+         (after {waited:?})"
     );
 
     let js = nats.jetstream().await?;

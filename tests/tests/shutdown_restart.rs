@@ -175,8 +175,9 @@ async fn after_stopping_everything_with_events_queued_a_restart_answers_them_all
 -> Result<()> {
     let nats = NatsServer::start().await?;
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    // Slow answers: most of the load is still queued when everything stops.
-    fake.set_delay(Duration::from_millis(300));
+    // Slow answers (8 events of a conversation take 8 s): most of the load is still queued when
+    // everything stops, however fast the machine posts it.
+    fake.set_delay(Duration::from_secs(1));
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, READY).await?;
     let logic = NonceLogic::shared();
@@ -196,7 +197,9 @@ async fn after_stopping_everything_with_events_queued_a_restart_answers_them_all
     let worker_stop = stopping.elapsed();
     ingress.stop(Duration::from_secs(15)).await?;
     nats.stop().await?;
-    let queued = ledger.len() - fake.successful_callbacks().len();
+    let queued = ledger
+        .len()
+        .saturating_sub(fake.successful_callbacks().len());
     let down = Instant::now();
     nats.restart().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;

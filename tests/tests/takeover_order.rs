@@ -137,15 +137,17 @@ async fn repeated_graceful_stops_under_load_never_leave_an_event_waiting_for_the
     stack::wait_ready(&ingress, READY).await?;
     let logic = NonceLogic::shared();
     // A long ack wait: an event a stopping worker failed to hand back would wait for it, and
-    // show as a latency of 10 s or more.
-    let ack_wait = Duration::from_secs(10);
+    // show as a latency of 20 s or more (answers otherwise take milliseconds; half of it leaves
+    // a busy machine plenty of room).
+    let ack_wait = Duration::from_secs(20);
     let mut workers = vec![
         start_worker(&nats.url(), &fake, logic.clone(), ack_wait).await?,
         start_worker(&nats.url(), &fake, logic.clone(), ack_wait).await?,
     ];
-    let spec = LoadSpec::new("sigterm", "FAULT_SIGTERM", 80, 60)
-        .pace(Duration::from_millis(100))
-        .max_duration(Duration::from_secs(25));
+    // The load runs until the stops are done (bounded: at most 2 minutes).
+    let spec = LoadSpec::new("sigterm", "FAULT_SIGTERM", 80, 2000)
+        .pace(Duration::from_millis(200))
+        .max_duration(Duration::from_secs(120));
     let ledger = Ledger::default();
     let load = tokio::spawn(faults::run_load(
         Poster::new(&ingress.url()),
@@ -161,6 +163,8 @@ async fn repeated_graceful_stops_under_load_never_leave_an_event_waiting_for_the
         let oldest = workers.remove(0);
         oldest.stop(Duration::from_secs(30)).await?;
     }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ledger.stop();
     let ledger = load.await??.snapshot();
     let (settled, audit) = faults::settle_and_audit(
         &fake,

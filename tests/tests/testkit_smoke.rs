@@ -284,7 +284,11 @@ async fn the_fake_saltedcx_delays_and_hangs_past_a_client_timeout() -> Result<()
 async fn the_fake_saltedcx_refuses_connections_while_paused_and_answers_after_resume() -> Result<()>
 {
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    let client = reqwest::Client::new();
+    // A fresh connection per request: a pooled one cut by the pause may not yet be known dead
+    // to the client when it is reused (the write then fails with a reset, not a refusal).
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let url = fake.callback_url(ACCOUNT_ID, "conv-5");
     let send = |id: &'static str| {
         client

@@ -49,10 +49,56 @@ pub struct Audit {
     pub lost: usize,
     /// Conversations whose answers came in another order than their events were acknowledged.
     pub order_violations: usize,
+    /// Every pair of consecutive events of a conversation whose first answers came in the
+    /// wrong order (several per conversation possible), so a failure says where to look.
+    pub violations: Vec<OrderViolation>,
     /// Successful callbacks that arrived after the event's `expires` (Salted CX's view).
     pub after_expires: usize,
     /// Events never acknowledged that were answered anyway (stored, but the `202` was lost).
     pub answered_unacknowledged: usize,
+}
+
+/// Two consecutive events of one conversation whose first answers came in the wrong order: the
+/// later event was first answered `gap` before the earlier one.
+#[derive(Debug, Clone)]
+pub struct OrderViolation {
+    pub conversation: String,
+    /// The earlier event (position in its conversation, `requestId`, first `202`, first answer).
+    pub earlier: AnsweredEvent,
+    /// The next event of the conversation, answered first.
+    pub later: AnsweredEvent,
+    /// How much earlier the later event was answered.
+    pub gap: Duration,
+}
+
+/// One acknowledged and answered event, as the order audit sees it.
+#[derive(Debug, Clone)]
+pub struct AnsweredEvent {
+    pub seq: usize,
+    pub request_id: String,
+    pub acknowledged_at: DateTime<Utc>,
+    pub answered_at: DateTime<Utc>,
+}
+
+impl fmt::Display for OrderViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let time = |t: DateTime<Utc>| t.format("%H:%M:%S%.3f");
+        write!(
+            f,
+            "{}: #{} ({}, 202 at {}, first answered {}) answered {:?} after #{} ({}, 202 at {}, \
+             first answered {})",
+            self.conversation,
+            self.earlier.seq,
+            self.earlier.request_id,
+            time(self.earlier.acknowledged_at),
+            time(self.earlier.answered_at),
+            self.gap,
+            self.later.seq,
+            self.later.request_id,
+            time(self.later.acknowledged_at),
+            time(self.later.answered_at),
+        )
+    }
 }
 
 impl Audit {
@@ -96,6 +142,9 @@ impl fmt::Display for Audit {
         if !self.unexpected_statuses.is_empty() {
             write!(f, ", unexpected statuses {:?}", self.unexpected_statuses)?;
         }
+        for violation in &self.violations {
+            write!(f, "\n  order violation: {violation}")?;
+        }
         Ok(())
     }
 }
@@ -122,7 +171,7 @@ pub fn audit(
         expired_counted,
         ..Audit::default()
     };
-    let mut firsts: HashMap<&str, Vec<(usize, DateTime<Utc>)>> = HashMap::new();
+    let mut firsts: HashMap<&str, Vec<AnsweredEvent>> = HashMap::new();
     let mut unanswered_expired = 0;
     for posted in ledger {
         for &status in &posted.statuses {
@@ -159,10 +208,20 @@ pub fn audit(
                 if calls.iter().any(|c| c.received_at > posted.expires) {
                     audit.after_expires += 1;
                 }
-                firsts
-                    .entry(posted.conversation.as_str())
-                    .or_default()
-                    .push((posted.seq, calls[0].received_at));
+                let answered_at = calls.iter().map(|c| c.received_at).min();
+                if let (Some(answered_at), Some(acknowledged_at)) =
+                    (answered_at, posted.acknowledged_at)
+                {
+                    firsts
+                        .entry(posted.conversation.as_str())
+                        .or_default()
+                        .push(AnsweredEvent {
+                            seq: posted.seq,
+                            request_id: posted.request_id.clone(),
+                            acknowledged_at,
+                            answered_at,
+                        });
+                }
             }
             None if dead_ids.contains(posted.request_id.as_str()) => {}
             None if now > posted.expires => unanswered_expired += 1,
@@ -174,10 +233,25 @@ pub fn audit(
         unanswered_expired.min(usize::try_from(n).unwrap_or(usize::MAX))
     });
     audit.lost += unanswered_expired - accounted;
-    for answers in firsts.values_mut() {
-        answers.sort_by_key(|(seq, _)| *seq);
-        if answers.windows(2).any(|pair| pair[0].1 > pair[1].1) {
+    let mut conversations: Vec<_> = firsts.into_iter().collect();
+    conversations.sort_by(|a, b| a.0.cmp(b.0));
+    for (conversation, mut answers) in conversations {
+        answers.sort_by_key(|answer| answer.seq);
+        let inverted: Vec<OrderViolation> = answers
+            .windows(2)
+            .filter(|pair| pair[0].answered_at > pair[1].answered_at)
+            .map(|pair| OrderViolation {
+                conversation: conversation.to_string(),
+                gap: (pair[0].answered_at - pair[1].answered_at)
+                    .to_std()
+                    .unwrap_or_default(),
+                earlier: pair[0].clone(),
+                later: pair[1].clone(),
+            })
+            .collect();
+        if !inverted.is_empty() {
             audit.order_violations += 1;
+            audit.violations.extend(inverted);
         }
     }
     audit
@@ -244,4 +318,64 @@ pub async fn wait_settled(
         async move { settled }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Outcome;
+
+    fn posted(conversation: &str, seq: usize, at: DateTime<Utc>) -> Posted {
+        Posted {
+            conversation: conversation.into(),
+            seq,
+            request_id: format!("{conversation}-{seq}"),
+            time: at,
+            expires: at + chrono::Duration::seconds(30),
+            acknowledged_at: Some(at),
+            statuses: vec![202],
+            attempted_at: vec![at],
+        }
+    }
+
+    fn answer(posted: &Posted, at: DateTime<Utc>) -> Callback {
+        Callback {
+            account_id: "a".into(),
+            conversation_pid: posted.conversation.clone(),
+            request_id: Some(posted.request_id.clone()),
+            body: serde_json::json!({"requestId": posted.request_id}),
+            authorization: None,
+            received_at: at,
+            status_returned: 200,
+            outcome: Outcome::Responded(200),
+        }
+    }
+
+    #[test]
+    fn an_order_violation_names_both_events_and_the_gap() {
+        let t0 = Utc::now() - chrono::Duration::seconds(5);
+        let ms = chrono::Duration::milliseconds;
+        let ledger = vec![
+            posted("c", 0, t0),
+            posted("c", 1, t0 + ms(100)),
+            posted("c", 2, t0 + ms(400)),
+            posted("d", 0, t0),
+        ];
+        let callbacks = vec![
+            answer(&ledger[0], t0 + ms(10)),
+            // #2 answered 1.5 s before #1: one inverted pair (1, 2).
+            answer(&ledger[2], t0 + ms(500)),
+            answer(&ledger[1], t0 + ms(2000)),
+            answer(&ledger[3], t0 + ms(5)),
+        ];
+        let audit = audit(&ledger, &callbacks, &[], Some(0));
+        assert_eq!(audit.order_violations, 1);
+        assert_eq!(audit.violations.len(), 1);
+        let violation = &audit.violations[0];
+        assert_eq!(violation.conversation, "c");
+        assert_eq!((violation.earlier.seq, violation.later.seq), (1, 2));
+        assert_eq!(violation.gap, Duration::from_millis(1500));
+        assert!(audit.to_string().contains("c: #1 (c-1"), "{audit}");
+        assert!(!audit.is_clean());
+    }
 }

@@ -8,7 +8,7 @@
 //! on drop.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -18,15 +18,19 @@ use tokio::time::Instant;
 
 use crate::poll::free_port;
 
-/// Path of the workspace binary `name` (`ingress`, `worker`) built next to this test.
+/// Path of the workspace binary `name` (`ingress`, `worker`) built next to this executable: a
+/// test (`target/debug/deps/<test>`) or a binary of this crate (`target/debug/<bin>`).
 pub fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    // target/debug/deps/<test> -> target/debug/<name>
+    let exe = std::env::current_exe().context("locating the running executable")?;
     let dir = exe
         .parent()
-        .and_then(Path::parent)
-        .context("the test executable has no grandparent directory")?;
-    let path = dir.join(name);
+        .context("the running executable has no directory")?;
+    let beside = dir.join(name);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    // target/debug/deps/<test> -> target/debug/<name>
+    let path = dir.parent().map(|up| up.join(name)).unwrap_or(beside);
     if !path.is_file() {
         bail!(
             "{} is missing: build the binaries first (`cargo build --workspace --all-targets`, \

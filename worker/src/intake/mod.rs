@@ -44,7 +44,7 @@ use crate::assignment;
 use crate::membership::View;
 use crate::process::{Outcome, Processor};
 use lanes::{Lanes, Queued};
-use partition::{Held, Partition, Setup, Sync};
+use partition::{Held, Partition, Resync, Setup, Sync};
 use recent::Recent;
 
 /// How the intake pulls.
@@ -133,7 +133,7 @@ pub struct Intake {
     layout: Layout,
     settings: IntakeSettings,
     processor: Arc<Processor>,
-    me: String,
+    me: Arc<str>,
     inbox: String,
     partitions: Vec<Partition>,
     lanes: Lanes<jetstream::Message>,
@@ -145,6 +145,8 @@ pub struct Intake {
     setup_backoff: Vec<Duration>,
     last_progress_sweep: Instant,
     status: Arc<IntakeStatus>,
+    /// How many times the NATS connection had been established at the last tick.
+    connects: u64,
 }
 
 impl Intake {
@@ -170,7 +172,7 @@ impl Intake {
             layout,
             settings,
             processor,
-            me,
+            me: me.into(),
             partitions,
             lanes: Lanes::default(),
             running: JoinSet::new(),
@@ -180,6 +182,7 @@ impl Intake {
             next_request: 0,
             last_progress_sweep: now,
             status,
+            connects: 0,
         }
     }
 }
@@ -306,11 +309,35 @@ impl Intake {
             .as_ref()
             .and_then(|h| h.get_last(pull::PIN_HEADER))
             .map(|v| v.as_str());
-        if partition.observe_pin(pin) {
-            begin_takeover(&mut self.chores, &self.js, partition);
-            if !partition.owned {
-                // Pinned through a request sent before it was given away: let go again.
-                release(&mut self.chores, &self.client, partition);
+        tracing::debug!(
+            worker = %self.me,
+            partition = number,
+            stream_sequence = sequence,
+            consumer_sequence = info.consumer_sequence,
+            delivered,
+            pin = pin.unwrap_or_default(),
+            conversation = conversation_of(&message),
+            "delivery"
+        );
+        match partition.observe_delivery(pin, info.consumer_sequence) {
+            None => {}
+            Some(Resync::NewPin) => {
+                begin_takeover(&mut self.chores, &self.js, partition);
+                if !partition.owned {
+                    // Pinned through a request sent before it was given away: let go again.
+                    release(&mut self.chores, &self.client, partition);
+                }
+            }
+            Some(Resync::LostDeliveries { expected, received }) => {
+                tracing::warn!(
+                    worker = %self.me,
+                    partition = number,
+                    expected,
+                    received,
+                    "deliveries of the partition were lost on the way; holding back their \
+                     conversations until they are redelivered"
+                );
+                begin_takeover(&mut self.chores, &self.js, partition);
             }
         }
         self.accept(number, sequence, delivered, message).await;
@@ -328,17 +355,15 @@ impl Intake {
         let partition = &mut self.partitions[usize::from(number)];
         if delivered > 1 && self.recent.contains(number, sequence) {
             // Finished here already, its acknowledgement lost: acknowledge again, do not redo.
+            if let Some(conversation) = partition.barrier.remove(sequence) {
+                self.try_start(&conversation);
+            }
             if let Err(err) = message.ack().await {
                 tracing::debug!(error = %err, "re-acknowledgement failed");
             }
             return;
         }
-        let conversation: Arc<str> = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(CONVERSATION))
-            .map_or("", |v| v.as_str())
-            .into();
+        let conversation: Arc<str> = conversation_of(&message).into();
         let Some(ack_subject) = message.reply.clone() else {
             return;
         };
@@ -395,8 +420,16 @@ impl Intake {
             partition.synced() && !partition.barrier.blocks(conversation, head.sequence)
         });
         let Some(queued) = next else { return };
+        tracing::debug!(
+            worker = %self.me,
+            partition = queued.partition,
+            stream_sequence = queued.sequence,
+            conversation = &**conversation,
+            "started"
+        );
         let processor = self.processor.clone();
         let conversation = conversation.clone();
+        let me = self.me.clone();
         metrics::gauge!(names::WORKER_IN_FLIGHT).increment(1.0);
         self.running.spawn(async move {
             let Queued {
@@ -410,8 +443,17 @@ impl Intake {
                 tokio::time::sleep(RETRY_PAUSE).await;
                 Some(message)
             } else {
-                if let Err(err) = message.ack().await {
-                    tracing::warn!(error = %err, "acknowledgement failed; the event will be redelivered");
+                match message.ack().await {
+                    Ok(()) => tracing::debug!(
+                        worker = %me,
+                        partition,
+                        stream_sequence = sequence,
+                        "acknowledged"
+                    ),
+                    Err(err) => tracing::warn!(
+                        error = %err,
+                        "acknowledgement failed; the event will be redelivered"
+                    ),
                 }
                 None
             };
@@ -502,23 +544,21 @@ impl Intake {
             } => {
                 let state = &mut self.partitions[usize::from(partition)];
                 match result {
-                    Ok(foreign) => {
-                        if state.install_barrier(epoch, foreign) {
-                            let held_elsewhere = state.barrier.len();
-                            if held_elsewhere > 0 {
-                                tracing::info!(
-                                    partition,
-                                    held_elsewhere,
-                                    "took over the partition; waiting for the events another worker holds"
-                                );
-                            } else {
-                                tracing::debug!(partition, "took over the partition");
+                    Ok(mut unacknowledged) => {
+                        // Events finished here whose acknowledgement NATS has not applied yet
+                        // (or lost) are behind their conversations already.
+                        let recent = &self.recent;
+                        unacknowledged
+                            .retain(|(sequence, _)| !recent.contains(partition, *sequence));
+                        if state.install_barrier(epoch, unacknowledged) {
+                            log_barrier(&self.me, state);
+                            if state.resync == Resync::NewPin {
+                                metrics::counter!(names::TAKEOVERS).increment(1);
                             }
-                            metrics::counter!(names::TAKEOVERS).increment(1);
                             self.start_waiting(partition);
                         }
                     }
-                    Err(err) if state.sync == (Sync::Syncing { epoch }) => {
+                    Err(err) if state.syncing(epoch) => {
                         tracing::warn!(partition, error = %err, "takeover look-up failed; retrying");
                         begin_takeover(&mut self.chores, &self.js, state);
                     }
@@ -552,7 +592,28 @@ impl Intake {
         }
     }
 
+    /// Notices when the NATS connection was established again: logs it with this worker's id and
+    /// the server (to reconstruct what happened to a partition's deliveries) and pulls anew.
+    fn watch_connection(&mut self) {
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        if connects == self.connects {
+            return;
+        }
+        let via = self.client.server_info().server_name;
+        tracing::info!(worker = %self.me, connects, via, "connected to NATS");
+        if self.connects > 0 {
+            // Reconnected: the open pull requests may have died with the old connection. New
+            // ones, sent at once with the pin, keep the pin and the partitions' events flowing
+            // instead of waiting for the old ones to count as lost.
+            for partition in &mut self.partitions {
+                partition.forget_requests();
+            }
+        }
+        self.connects = connects;
+    }
+
     async fn on_tick(&mut self) {
+        self.watch_connection();
         let now = Instant::now();
         for number in 0..self.layout.partitions() {
             let partition = &mut self.partitions[usize::from(number)];
@@ -649,11 +710,11 @@ fn on_status(partition: &mut Partition, request: u64, status: pull::Status) {
         pull::Status::WrongPin => {
             // Another worker is pinned, or this one's pin expired: ask again without it.
             partition.request_ended(request);
-            partition.pin = None;
+            partition.forget_pin();
         }
         pull::Status::ConsumerGone => {
             partition.forget_requests();
-            partition.pin = None;
+            partition.forget_pin();
             if partition.setup == Setup::Done {
                 tracing::warn!(
                     partition = partition.number,
@@ -664,6 +725,30 @@ fn on_status(partition: &mut Partition, request: u64, status: pull::Status) {
                 };
             }
         }
+    }
+}
+
+/// Logs the barrier just installed: after a new pin (a takeover) or after lost deliveries.
+fn log_barrier(me: &str, partition: &Partition) {
+    let number = partition.number;
+    let waiting_for = partition.barrier.len();
+    match partition.resync {
+        Resync::NewPin if waiting_for > 0 => tracing::info!(
+            worker = me,
+            partition = number,
+            held_elsewhere = waiting_for,
+            "took over the partition; waiting for the events another worker holds"
+        ),
+        Resync::NewPin => {
+            tracing::debug!(worker = me, partition = number, "took over the partition")
+        }
+        Resync::LostDeliveries { .. } => tracing::info!(
+            worker = me,
+            partition = number,
+            waiting_for,
+            sequences = ?partition.barrier.sequences(),
+            "resynced the partition after lost deliveries; waiting for the events delivered and not acknowledged"
+        ),
     }
 }
 
@@ -690,7 +775,7 @@ fn begin_takeover(chores: &mut JoinSet<Chore>, js: &jetstream::Context, partitio
 /// already held are finished here.
 fn release(chores: &mut JoinSet<Chore>, client: &async_nats::Client, partition: &mut Partition) {
     partition.forget_requests();
-    if partition.pin.take().is_none() {
+    if !partition.forget_pin() {
         return;
     }
     let client = client.clone();
@@ -724,6 +809,15 @@ async fn set_up(
         ));
     }
     Ok(())
+}
+
+/// The conversation id an event's headers carry (empty when missing).
+fn conversation_of(message: &async_nats::Message) -> &str {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(CONVERSATION))
+        .map_or("", |v| v.as_str())
 }
 
 /// NAKs `message` so NATS delivers it again at once (to whoever holds the pin).

@@ -9,6 +9,15 @@
 //! conversation waits until the entry is gone — acknowledged by the other worker (it disappears
 //! from the work-queue stream) or redelivered here (it joins its conversation's lane in sequence
 //! order). Other conversations go on at once.
+//!
+//! **Lost deliveries.** A delivery can also be lost while this worker keeps the pin: NATS sent
+//! it (and counts it as delivered) through the server this worker was connected to, and that
+//! server died before passing it on. The worker reconnects elsewhere, keeps pulling with the
+//! same pin, and would take the conversation's next events while the lost one is redelivered
+//! only after the ack wait. NATS numbers every delivery of a consumer (its consumer sequence),
+//! so a delivery whose number is not the previous one's plus one shows that something went
+//! missing (or that NATS's count was reset): the partition then syncs exactly as on a new pin,
+//! and the lost events become barrier entries, released when they are redelivered here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -35,6 +44,16 @@ pub enum Sync {
     Synced,
     /// No: the barrier of pin epoch `epoch` is being computed.
     Syncing { epoch: u64 },
+}
+
+/// Why a partition syncs before its events may start again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// NATS pinned this worker (again): another worker may hold some of its events.
+    NewPin,
+    /// The consumer sequence jumped from `expected` to `received`: deliveries to this worker
+    /// were lost on the way (or NATS's numbering was reset); they are redelivered later.
+    LostDeliveries { expected: u64, received: u64 },
 }
 
 /// An event delivered to this worker and not finished.
@@ -125,9 +144,14 @@ pub struct Partition {
     pub setup: Setup,
     /// The pin id NATS gave this worker, if it holds the pin.
     pub pin: Option<String>,
-    /// Incremented on every new pin, to tell current barrier results from stale ones.
+    /// The consumer sequence of the last delivery under the current pin.
+    last_delivery: Option<u64>,
+    /// Incremented on every new pin or lost delivery, to tell current barrier results from
+    /// stale ones.
     pub epoch: u64,
     pub sync: Sync,
+    /// Why the partition last synced.
+    pub resync: Resync,
     pub held: HashMap<u64, Held>,
     /// Held events beyond their conversation's quota: they wait in their lane without counting
     /// against the in-flight window, so a flooded conversation cannot fill it (see `accept`).
@@ -148,8 +172,10 @@ impl Partition {
             owned: false,
             setup: Setup::Needed { not_before: now },
             pin: None,
+            last_delivery: None,
             epoch: 0,
             sync: Sync::Synced,
+            resync: Resync::NewPin,
             held: HashMap::new(),
             parked: 0,
             barrier: Barrier::default(),
@@ -230,19 +256,46 @@ impl Partition {
         self.requests.clear();
     }
 
-    /// Records the pin id of a delivery; `true` when it is a new pin (a new epoch begins: the
-    /// partition syncs before anything starts).
-    pub fn observe_pin(&mut self, pin: Option<&str>) -> bool {
-        let Some(pin) = pin else {
-            return false;
+    /// Records the pin id and consumer sequence of a delivery. A new pin, or a consumer
+    /// sequence that does not follow the previous delivery's, begins a new epoch: the partition
+    /// syncs (its barrier is computed again) before anything more starts; the cause is returned.
+    pub fn observe_delivery(
+        &mut self,
+        pin: Option<&str>,
+        consumer_sequence: u64,
+    ) -> Option<Resync> {
+        let previous = self.last_delivery.replace(consumer_sequence);
+        let cause = match pin {
+            Some(pin) if self.pin.as_deref() != Some(pin) => {
+                self.pin = Some(pin.to_string());
+                Resync::NewPin
+            }
+            _ => match previous {
+                Some(last) if consumer_sequence != last.saturating_add(1) => {
+                    Resync::LostDeliveries {
+                        expected: last.saturating_add(1),
+                        received: consumer_sequence,
+                    }
+                }
+                _ => return None,
+            },
         };
-        if self.pin.as_deref() == Some(pin) {
-            return false;
-        }
-        self.pin = Some(pin.to_string());
         self.epoch += 1;
         self.sync = Sync::Syncing { epoch: self.epoch };
-        true
+        self.resync = cause;
+        Some(cause)
+    }
+
+    /// Forgets the pin (refused, expired, given up, or the consumer is gone); returns whether
+    /// there was one. The next delivery's pin counts as new.
+    pub fn forget_pin(&mut self) -> bool {
+        self.last_delivery = None;
+        self.pin.take().is_some()
+    }
+
+    /// Whether the barrier of `epoch` is being computed (not superseded by a newer epoch).
+    pub fn syncing(&self, epoch: u64) -> bool {
+        self.sync == (Sync::Syncing { epoch })
     }
 
     /// Whether events may start (subject to the barrier).
@@ -253,7 +306,7 @@ impl Partition {
     /// Installs the barrier computed for `epoch` (ignored if a newer pin arrived meanwhile):
     /// the events held elsewhere, minus those this worker holds itself.
     pub fn install_barrier(&mut self, epoch: u64, foreign: Vec<(u64, Arc<str>)>) -> bool {
-        if self.sync != (Sync::Syncing { epoch }) {
+        if !self.syncing(epoch) {
             return false;
         }
         self.barrier.clear();
@@ -372,10 +425,10 @@ mod tests {
     #[test]
     fn a_new_pin_starts_an_epoch_and_only_its_barrier_is_installed() {
         let mut p = partition();
-        assert!(p.observe_pin(Some("one")));
-        assert!(!p.observe_pin(Some("one")));
+        assert_eq!(p.observe_delivery(Some("one"), 1), Some(Resync::NewPin));
+        assert_eq!(p.observe_delivery(Some("one"), 2), None);
         assert!(!p.synced());
-        assert!(p.observe_pin(Some("two")));
+        assert_eq!(p.observe_delivery(Some("two"), 7), Some(Resync::NewPin));
         assert!(!p.install_barrier(1, vec![(5, "a".into())]), "stale epoch");
         p.held.insert(6, held("b"));
         assert!(p.install_barrier(2, vec![(5, "a".into()), (6, "b".into())]));
@@ -385,6 +438,43 @@ mod tests {
             vec![5],
             "own events are not barriers"
         );
+    }
+
+    #[test]
+    fn a_gap_in_the_consumer_sequence_under_the_same_pin_starts_an_epoch() {
+        let mut p = partition();
+        p.observe_delivery(Some("pin"), 71);
+        assert!(p.install_barrier(1, Vec::new()));
+        assert_eq!(p.observe_delivery(Some("pin"), 72), None);
+        assert!(p.synced(), "consecutive deliveries change nothing");
+        // Delivery 73 was lost on the way (its server died); 74 shows it.
+        assert_eq!(
+            p.observe_delivery(Some("pin"), 74),
+            Some(Resync::LostDeliveries {
+                expected: 73,
+                received: 74
+            })
+        );
+        assert!(!p.synced() && p.syncing(2));
+        // The barrier holds the lost event's conversation back.
+        assert!(p.install_barrier(2, vec![(1431, "c".into())]));
+        assert!(p.barrier.blocks("c", 1471));
+        // A numbering that goes back (NATS reset the consumer's count) is just as suspect.
+        assert!(matches!(
+            p.observe_delivery(Some("pin"), 5),
+            Some(Resync::LostDeliveries { .. })
+        ));
+        assert!(p.syncing(3));
+    }
+
+    #[test]
+    fn a_forgotten_pin_makes_the_next_delivery_a_new_pin() {
+        let mut p = partition();
+        p.observe_delivery(Some("pin"), 10);
+        assert!(p.forget_pin());
+        assert!(!p.forget_pin());
+        assert_eq!(p.observe_delivery(Some("pin"), 30), Some(Resync::NewPin));
+        assert_eq!(p.observe_delivery(Some("pin"), 31), None);
     }
 
     #[test]

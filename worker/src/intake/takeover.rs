@@ -7,6 +7,7 @@
 //! stream are exactly the ones delivered and not acknowledged.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, stream};
@@ -88,6 +89,11 @@ async fn stored(stream: &stream::Stream<()>, sequence: u64) -> Result<bool, Take
     }
 }
 
+/// Longest wait for NATS to confirm an unpin. Without an answer (the consumer's leader is being
+/// elected) the pin expires by itself after `pin_ttl` anyway, and a stopping worker waits for
+/// its unpins: the client's default 10 s would hold its stop that long.
+const UNPIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Gives up the pin of `consumer` (the partition goes to the next worker that pulls).
 pub async fn unpin(
     client: &async_nats::Client,
@@ -95,12 +101,13 @@ pub async fn unpin(
     consumer: &str,
 ) -> Result<(), TakeoverError> {
     let body = serde_json::json!({ "group": shared::topology::PRIORITY_GROUP }).to_string();
-    let reply = client
-        .request(
-            super::pull::unpin_subject(stream_name, consumer),
-            body.into(),
-        )
+    let request = client.request(
+        super::pull::unpin_subject(stream_name, consumer),
+        body.into(),
+    );
+    let reply = tokio::time::timeout(UNPIN_TIMEOUT, request)
         .await
+        .map_err(|_| TakeoverError(format!("no answer within {UNPIN_TIMEOUT:?}")))?
         .map_err(failed)?;
     let answer: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(failed)?;
     match answer.get("error") {
