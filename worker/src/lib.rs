@@ -10,7 +10,6 @@ pub mod assignment;
 pub mod callback;
 pub mod config;
 pub mod deadletter;
-pub mod decision;
 pub mod intake;
 pub mod logic;
 pub mod membership;
