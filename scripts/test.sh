@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the pinned nats-server (and the deployment checkers) into
-# the git-ignored .tools/ when missing, builds once, runs every test with nextest (each test
-# starts its own nats-server on free loopback ports), the default playbook's conversation tests,
-# then the deployment checks.
+# the git-ignored .tools/ when missing, and Debian's headless Chromium for the studio's browser
+# test (its screenshot lands in target/ci-artifacts/); builds once, runs every test with nextest
+# (each test starts its own nats-server on free loopback ports), the default playbook's
+# conversation tests, then the deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,10 @@ say "checking the deployment tools in .tools/ (installs them when missing: about
 # Prometheus (for the observability tests) and the deployment checkers.
 scripts/install-deploy-tools.sh >/dev/null
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"
+say "checking headless Chromium for the studio's browser test (installs Debian's chromium and chromium-driver when missing: about 164 MB)"
+scripts/install-browser.sh >/dev/null
+# Installed above, so the browser test must run: a missing browser fails it instead of skipping.
+export STUDIO_BROWSER_REQUIRED=1
 
 say "building the workspace (a first build takes several minutes; see the README)"
 cargo build --workspace --all-targets --locked

@@ -2,7 +2,8 @@
 //! packages, driven over WebDriver. A conversation typed into the page gets its answers, the
 //! "why" next to an answer names the matched knowledge entry and the captured detail, an edit
 //! of the playbook on disk changes the next answer (and a broken edit shows the validation
-//! error), a replay marks the answers that changed, and the exported case passes
+//! error), a replay marks the answers that changed, the buttons play an agent's takeover and
+//! hand-back, and the exported case passes
 //! `saltedcx-sim test`. A screenshot is saved under `target/ci-artifacts/`.
 //!
 //! Without Chromium (`scripts/install-browser.sh` installs it) the test is skipped with a
@@ -126,8 +127,41 @@ async fn the_studio_page_answers_explains_follows_playbook_edits_and_exports_a_p
         .await?;
     ensure!(changed == 1, "one answer changed, {changed} are marked");
 
+    // The buttons play what else happens: a human takes over and hands back.
+    say(&browser, "I want to talk to a human").await?;
+    expect_text(&browser, ".exchange:nth-child(5) .why", "escalate").await?;
+    browser.click("button[data-step=agent_joins]").await?;
+    expect_text(&browser, ".exchange:nth-child(6)", "Maria (agent) joins").await?;
+    browser
+        .type_into(
+            "#agent-text",
+            "Hello, Maria here. I have sent a new parcel.",
+        )
+        .await?;
+    browser.click("button[data-step=agent]").await?;
+    expect_text(
+        &browser,
+        ".exchange:nth-child(7) .why",
+        "a human agent has the conversation",
+    )
+    .await?;
+    browser.click("#agent-leaves").await?;
+    expect_text(
+        &browser,
+        ".exchange:nth-child(8) .talk",
+        "Has your issue been resolved?",
+    )
+    .await?;
+
     let artifacts = workspace_root().join("target/ci-artifacts");
     std::fs::create_dir_all(&artifacts)?;
+    // The picture shows the conversation from its start (docs/studio.png is one).
+    browser
+        .execute(
+            "document.querySelector('main').scrollTop = 0",
+            serde_json::json!([]),
+        )
+        .await?;
     let shot = artifacts.join("studio.png");
     std::fs::write(&shot, browser.screenshot().await?)
         .with_context(|| format!("writing {}", shot.display()))?;

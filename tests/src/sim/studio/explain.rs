@@ -179,6 +179,9 @@ fn chosen(decision: &Decision, before: &State, after: &State, answer: &Value) ->
                 "reason": containment.label()})),
         }
     }
+    if after.phase == state::Phase::Closing && before.phase != state::Phase::Closing {
+        chosen.push(json!({"kind": "closing", "reason": "asks whether the issue is resolved"}));
+    }
     if chosen.is_empty() {
         let acted = answer
             .get("actions")
@@ -186,6 +189,8 @@ fn chosen(decision: &Decision, before: &State, after: &State, answer: &Value) ->
             .is_some_and(|a| !a.is_empty());
         chosen.push(if acted {
             json!({"kind": "ack", "reason": "a playbook rule for this trigger"})
+        } else if after.phase == state::Phase::Human {
+            json!({"kind": "silent", "reason": "a human agent has the conversation"})
         } else {
             json!({"kind": "silent", "reason": "nothing to say at this point"})
         });

@@ -199,8 +199,8 @@ function why(answer, changed) {
     if (value === undefined || value === null || value === "") return;
     facts.append(el("dt", null, name), el("dd", null, value));
   };
-  fact("answered", answer.mode === "pipeline" ? "through the pipeline" : "in-process");
-  fact(answer.mode === "pipeline" ? "time" : "decision", `${ms(answer.latency_ms)} of ${ms(answer.deadline_ms)} before the deadline`);
+  fact(answer.mode === "pipeline" ? "pipeline" : "in-process",
+    `${ms(answer.latency_ms)} of the ${ms(answer.deadline_ms)} budget · playbook version ${answer.playbook_version}`);
   if (w.language) fact("language", typeof w.language === "object"
     ? `${w.language.code} (${w.language.why}${w.language.note ? ": " + w.language.note : ""})` : w.language);
   if (w.phase_before || w.phase_after) fact("phase", `${w.phase_before} → ${w.phase_after}`);
@@ -209,7 +209,6 @@ function why(answer, changed) {
   }
   if (w.tone && (!Array.isArray(w.tone) || w.tone.length)) fact("tone", typeof w.tone === "string" ? w.tone : JSON.stringify(w.tone));
   if (w.explained_in_process) fact("explained by", "the studio's playbook, in-process" + (w.same_as_pipeline ? " (same actions as the pipeline)" : " — the pipeline answered differently"));
-  fact("playbook", "version " + answer.playbook_version);
   box.append(facts);
 
   const meter = el("div", "meter" + (answer.latency_ms > answer.deadline_ms ? " late" : ""));
@@ -238,12 +237,14 @@ function why(answer, changed) {
     for (const n of w.notes) list.append(el("li", null, typeof n === "string" ? n : JSON.stringify(n)));
     box.append(fold("notes", list));
   }
-  box.append(fold("actions", json(answer.actions)));
-  box.append(fold("state before → after", json({ before: w.state_before ?? null, after: w.state_after ?? null })));
   const rest = Object.fromEntries(Object.entries(w).filter(([k]) => !SHOWN.has(k)));
   rest.signals = w.signals;
   rest.answer_step = w.answer_step;
-  box.append(fold("everything else", json(rest)));
+  const raw = el("div");
+  raw.append(el("h3", null, "actions"), json(answer.actions),
+    el("h3", null, "state before → after"), json({ before: w.state_before ?? null, after: w.state_after ?? null }),
+    el("h3", null, "everything else"), json(rest));
+  box.append(fold("actions, state before → after, everything else", raw));
   return box;
 }
 
