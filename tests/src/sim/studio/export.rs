@@ -174,3 +174,115 @@ fn expectations(exchange: &Exchange) -> Vec<(String, Toml)> {
     }
     expect
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use worker::logic::playbook::{Options, Playbook, PlaybookLogic};
+
+    use super::*;
+    use crate::sim::cases::{self, run};
+    use crate::sim::scenario::{File, Leave, Review};
+    use crate::sim::studio::session::{Backend, Mode};
+
+    const BUDGET: Duration = Duration::from_secs(15);
+
+    /// A conversation of every step kind, with texts that need escaping in TOML.
+    fn every_kind() -> Vec<Step> {
+        vec![
+            Step::Customer("Hi! My \"parcel\" is late \\ [[case]] = 'x'\nsecond line".into()),
+            Step::CustomerSilent("typing…".into()),
+            Step::Navigation("https://shop.example.com/orders?id=7&x=\"y\"".into()),
+            Step::File(File {
+                name: "photo of the box.jpg".into(),
+                mime: "image/jpeg".into(),
+            }),
+            Step::MenuStep("talk-to-agent".into()),
+            Step::Answer("yes".into()),
+            Step::AgentJoins("Maria".into()),
+            Step::Agent("Hello, Maria here".into()),
+            Step::Action("create-ticket".into()),
+            Step::AgentLeaves(Leave {
+                outcome: "ACCEPTED".into(),
+                reason: "Done".into(),
+            }),
+            Step::Customer("yes, thanks".into()),
+            Step::Customer("5".into()),
+            Step::Review(Review {
+                question: "Was this helpful?".into(),
+                answer: "Thumbs Down".into(),
+                reason: "Too slow".into(),
+            }),
+            Step::ConversationUpdate("Customer Resolved".into()),
+            Step::Completed,
+        ]
+    }
+
+    #[tokio::test]
+    async fn an_exported_conversation_of_every_step_kind_parses_back_and_passes_its_test() {
+        let playbook = Playbook::builtin().expect("the built-in playbook");
+        let options = Options::default();
+        let backend = Backend {
+            mode: Mode::InProcess,
+            playbook: &playbook,
+            version: 1,
+            options: &options,
+            pipeline: None,
+            budget: BUDGET,
+        };
+        let mut session = Session::new("de");
+        for step in every_kind() {
+            session.play(step, &backend).await;
+        }
+        let text = case(&session, "every \"kind\" of step");
+
+        let parsed = cases::parse("exported.toml", &text).expect("the export parses");
+        assert_eq!(parsed.len(), 1);
+        let exported = &parsed[0];
+        assert_eq!(exported.name, "every \"kind\" of step");
+        assert_eq!(exported.scenario.language, "de");
+        assert_eq!(exported.scenario.steps, every_kind(), "{text}");
+        // Every step with an event has expectations; joining has none.
+        for (step, expect) in exported.scenario.steps.iter().zip(&exported.expects) {
+            assert_eq!(step.sends_event(), expect.is_some(), "{step:?}");
+        }
+        assert!(text.contains("expect.escalates = true"), "{text}");
+        assert!(text.contains("expect.nothing = true"), "{text}");
+
+        let logic = Arc::new(PlaybookLogic::new(playbook.clone()));
+        let report = run::run(&run::Backend::InProcess(logic), &parsed, BUDGET).await;
+        assert!(report.passed(), "{}\n{text}", report.render());
+        assert_eq!(report.cases[0].checked, every_kind().len() - 1);
+    }
+
+    #[test]
+    fn each_step_kind_has_its_case_file_key() {
+        let keys: Vec<String> = every_kind()
+            .iter()
+            .filter_map(step_toml)
+            .filter_map(|t| t.keys().next().cloned())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "customer",
+                "customer_silent",
+                "navigation",
+                "file",
+                "menu_step",
+                "answer",
+                "agent_joins",
+                "agent",
+                "action",
+                "agent_leaves",
+                "customer",
+                "customer",
+                "review",
+                "conversation_update",
+                "completed"
+            ]
+        );
+    }
+}

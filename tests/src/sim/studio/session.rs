@@ -56,6 +56,8 @@ pub struct Exchange {
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
     pub request_id: Uuid,
+    /// The event as sent (the whole context, as Salted CX sends it).
+    pub event: Value,
     pub mode: Mode,
     /// `answered`, `late` (after the deadline), `expired` (none), `refused` (by the ingress)
     /// or `failed` (the logic failed).
@@ -196,6 +198,7 @@ async fn play_on(conversation: &mut Conversation, step: &Step, backend: &Backend
             };
             Some(Answer {
                 request_id: built.request_id,
+                event: serde_json::from_slice(&built.body).unwrap_or(Value::Null),
                 mode: backend.mode,
                 outcome,
                 actions: applied
@@ -229,3 +232,7 @@ pub fn step_value(step: &Step) -> Value {
         .and_then(|t| serde_json::to_value(t).ok())
         .unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -243,8 +243,9 @@ function why(answer, changed) {
   const raw = el("div");
   raw.append(el("h3", null, "actions"), json(answer.actions),
     el("h3", null, "state before → after"), json({ before: w.state_before ?? null, after: w.state_after ?? null }),
-    el("h3", null, "everything else"), json(rest));
-  box.append(fold("actions, state before → after, everything else", raw));
+    el("h3", null, "everything else"), json(rest),
+    el("h3", null, "the event as sent"), json(answer.event));
+  box.append(fold("actions, state before → after, everything else, the event", raw));
   return box;
 }
 
