@@ -32,6 +32,7 @@ fn options(playbook: &Path) -> StudioOptions {
         bot_agent_ids: Vec::new(),
         reply_language: ReplyLanguage::Customer,
         budget: Duration::from_secs(15),
+        generative: None,
     }
 }
 

@@ -235,6 +235,31 @@ pub struct StudioArgs {
     /// Time each event gives Your Logic to answer (`expires - time`).
     #[arg(long, env = "SIM_BUDGET", default_value = "15s", value_parser = parse_duration)]
     pub budget: Duration,
+    /// With --generative-model: an OpenAI-compatible server without a key (a local model
+    /// server), for the generative mode in-process (up to before `/chat/completions`). The
+    /// studio takes no API key: try a keyed provider through a pipeline whose worker holds it.
+    #[arg(
+        long = "generative-url",
+        env = "GENERATIVE_URL",
+        hide_env_values = true,
+        requires = "generative_model"
+    )]
+    pub generative_url: Option<String>,
+    /// The model name for the generative mode.
+    #[arg(
+        long = "generative-model",
+        env = "GENERATIVE_MODEL",
+        requires = "generative_url"
+    )]
+    pub generative_model: Option<String>,
+    /// Reference documents for the generative mode's retrieval besides the playbook's
+    /// knowledge entries (as the worker's GENERATIVE_DOCUMENTS).
+    #[arg(
+        long = "generative-documents",
+        env = "GENERATIVE_DOCUMENTS",
+        value_delimiter = ','
+    )]
+    pub generative_documents: Vec<PathBuf>,
 }
 
 /// `saltedcx-sim serve`.

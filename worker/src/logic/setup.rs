@@ -100,3 +100,27 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         playbook, options, client, documents, settings,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_generative_defaults_in_code_are_the_flags_defaults() {
+        let cli = crate::config::Cli::try_parse_from(["worker", "--saltedcx-token", "t"])
+            .expect("a valid command line");
+        let g = &cli.config.worker.generative;
+        let s = Settings::with_defaults("m".into());
+        assert_eq!(s.answers, g.answers);
+        assert_eq!(s.timeout, g.timeout);
+        assert_eq!(s.max_tokens, g.max_tokens);
+        assert_eq!(s.temperature, g.temperature);
+        assert_eq!(s.max_reply_chars, g.max_reply_chars);
+        assert_eq!(s.passages, g.passages);
+        assert_eq!(s.history, g.history);
+        assert_eq!(s.escalation_tool, g.escalation_tool);
+        assert_eq!(s.system_prompt, prompt::DEFAULT_SYSTEM_PROMPT);
+    }
+}

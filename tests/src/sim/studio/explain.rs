@@ -6,12 +6,17 @@
 //! it knows them, any other field as plain JSON. Today it is derived from what a decision
 //! already says (the reply, its signals, the auto-answer step) and from the playbook state in
 //! `conversation.custom` before and after; recognition scores (`candidates`, confidences) appear
-//! once the playbook reports them.
+//! once the playbook reports them. With the generative step, `generative` tells its outcome,
+//! the fallback reason and the passages the model was given.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use chrono::Utc;
 use serde_json::{Map, Value, json};
 use shared::event::Event;
+use worker::logic::Context;
+use worker::logic::generative::{GenerativeLogic, Trace};
 use worker::logic::playbook::language::{self, ReplyLanguage};
 use worker::logic::playbook::outcomes::intent_label;
 use worker::logic::playbook::state::{self, State};
@@ -28,23 +33,54 @@ pub struct Decided {
     pub why: Value,
 }
 
-/// Decides the event `body` with `playbook`, as the worker would (a silent trigger never asks
-/// for a human), and explains the decision.
-pub fn decide(playbook: &Playbook, options: &Options, body: &[u8]) -> Result<Decided, String> {
+/// Decides the event `body` with `playbook`, or with `generative` (the playbook with the
+/// model, given `budget` like the worker gives it the event's), as the worker would (a silent
+/// trigger never asks for a human), and explains the decision.
+pub async fn decide(
+    playbook: &Playbook,
+    options: &Options,
+    generative: Option<&GenerativeLogic>,
+    body: &[u8],
+    budget: Duration,
+) -> Result<Decided, String> {
     let event = Event::from_json(body).map_err(|e| format!("the event is not valid: {e}"))?;
     let started = Instant::now();
-    let mut decision = playbook.decide_with(options, &event, None);
+    let (mut decision, trace) = match generative {
+        Some(logic) => {
+            let now = Utc::now();
+            let deadline =
+                now + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX);
+            let context = Context::new(deadline, now, 1, Bytes::copy_from_slice(body));
+            logic.decide_traced(&event, &context).await
+        }
+        None => (playbook.decide_with(options, &event, None), None),
+    };
     if event.is_silent() {
         decision.reply = decision.reply.without_escalation();
     }
     let latency = started.elapsed();
     let answer = serde_json::to_value(&decision.reply)
         .map_err(|e| format!("the answer does not serialise: {e}"))?;
-    let why = explain(playbook, options, &event, &decision, &answer);
+    let mut why = explain(playbook, options, &event, &decision, &answer);
+    if let (Some(trace), Value::Object(why)) = (trace, &mut why) {
+        why.insert("generative".into(), generative_json(&trace));
+    }
     Ok(Decided {
         answer,
         latency,
         why,
+    })
+}
+
+/// What the generative step did: its outcome, the fallback reason, the passages it was given.
+fn generative_json(trace: &Trace) -> Value {
+    json!({
+        "outcome": trace.outcome,
+        "fallback": trace.fallback,
+        "model_ms": trace.model_time.as_secs_f64() * 1000.0,
+        "passages": trace.passages.iter()
+            .map(|p| json!({"source": p.source, "text": p.text}))
+            .collect::<Vec<_>>(),
     })
 }
 

@@ -6,7 +6,7 @@
 //! - `GET /api/conversation`: the conversation so far, with every answer and its explanation;
 //! - `POST /api/step` `{"step": {"customer": "Hi"}}`: plays one step (any case-file step);
 //! - `POST /api/new` `{"language": "es"}`: starts a new conversation;
-//! - `POST /api/mode` `{"mode": "pipeline"}`: `in-process` or `pipeline`;
+//! - `POST /api/mode` `{"mode": "pipeline"}`: `in-process`, `generative` or `pipeline`;
 //! - `POST /api/replay`: plays the conversation again with the current playbook;
 //! - `GET /api/export?name=...`: the conversation as a conversation-test case;
 //! - the Salted CX callback route, where the workers answer in pipeline mode.
@@ -43,6 +43,11 @@ pub enum ApiError {
          (STUDIO_INGRESS_URL)"
     )]
     NoPipeline,
+    #[error(
+        "the generative mode needs a model server: start the studio with --generative-url and \
+         --generative-model (GENERATIVE_URL, GENERATIVE_MODEL)"
+    )]
+    NoModel,
 }
 
 impl IntoResponse for ApiError {
@@ -51,6 +56,7 @@ impl IntoResponse for ApiError {
             ApiError::BadStep(_) => (StatusCode::BAD_REQUEST, "bad_step"),
             ApiError::BadLanguage(_) => (StatusCode::BAD_REQUEST, "bad_language"),
             ApiError::NoPipeline => (StatusCode::CONFLICT, "no_pipeline"),
+            ApiError::NoModel => (StatusCode::CONFLICT, "no_model"),
         };
         let body = json!({"error": {"code": code, "message": self.to_string()}});
         (status, Json(body)).into_response()
@@ -166,6 +172,9 @@ async fn mode(
 ) -> Result<Json<Value>, ApiError> {
     if request.mode == Mode::Pipeline && studio.pipeline.is_none() {
         return Err(ApiError::NoPipeline);
+    }
+    if request.mode == Mode::Generative && studio.generative.is_none() {
+        return Err(ApiError::NoModel);
     }
     studio.set_mode(request.mode).await;
     Ok(Json(studio.conversation_json().await))

@@ -7,15 +7,17 @@
 //! playbook answered so ([`explain`]). The playbook file is read again whenever it changes
 //! ([`source`]); the whole conversation can be replayed against the new version, with the
 //! answers that changed marked ([`session`]), and exported as a conversation test ([`export`]).
-//! Answers come from the playbook in-process, or from a running pipeline ([`pipeline`]):
+//! Answers come from the playbook in-process, from the playbook with the generative step and a
+//! model server that needs no key ([`generative`]), or from a running pipeline ([`pipeline`]):
 //! ingress, NATS, a worker, and the callback to the studio's own address.
 //!
 //! One conversation at a time, kept in memory: it is a development tool for one designer. It
-//! listens on loopback unless told otherwise ([`StudioServer::start`] says which) and holds no
-//! secret beyond the local pipeline's shared token.
+//! listens on loopback unless told otherwise ([`command`] says which) and holds no secret
+//! beyond the local pipeline's shared token (no model API key).
 
 pub mod explain;
 pub mod export;
+pub mod generative;
 pub mod http;
 pub mod pipeline;
 pub mod session;
@@ -39,6 +41,7 @@ use super::config::StudioArgs;
 use super::conversation::ACCOUNT_ID;
 use super::scenario::Step;
 use super::server::CallbackApi;
+use generative::{Generative, GenerativeOptions};
 use pipeline::Pipeline;
 use session::{Backend, Mode, Session};
 use source::Source;
@@ -59,6 +62,8 @@ pub struct StudioOptions {
     pub reply_language: ReplyLanguage,
     /// `expires - time` of every event.
     pub budget: Duration,
+    /// A model server for the generative mode.
+    pub generative: Option<GenerativeOptions>,
 }
 
 impl StudioOptions {
@@ -78,6 +83,15 @@ impl StudioOptions {
             bot_agent_ids: args.bot_agent_ids.clone(),
             reply_language: args.reply_language,
             budget: args.budget,
+            generative: args
+                .generative_url
+                .clone()
+                .zip(args.generative_model.clone())
+                .map(|(url, model)| GenerativeOptions {
+                    url,
+                    model,
+                    documents: args.generative_documents.clone(),
+                }),
         }
     }
 }
@@ -87,6 +101,7 @@ pub struct Studio {
     source: Source,
     options: Options,
     pipeline: Option<Pipeline>,
+    generative: Option<Generative>,
     budget: Duration,
     current: Mutex<Current>,
 }
@@ -97,36 +112,36 @@ struct Current {
 }
 
 impl Studio {
-    fn backend<'a>(
-        &'a self,
-        mode: Mode,
-        playbook: &'a worker::logic::playbook::Playbook,
-        version: u64,
-    ) -> Backend<'a> {
-        Backend {
-            mode,
-            playbook,
+    /// Plays `work` with the current playbook version and the conversation.
+    async fn with_backend(&self, work: impl AsyncFnOnce(&mut Session, &Backend<'_>)) {
+        let (playbook, version) = self.source.current();
+        let generative = self
+            .generative
+            .as_ref()
+            .map(|g| g.logic(&playbook, &self.options, version));
+        let mut current = self.current.lock().await;
+        let backend = Backend {
+            mode: current.mode,
+            playbook: &playbook,
             version,
             options: &self.options,
+            generative: generative.as_deref(),
             pipeline: self.pipeline.as_ref(),
             budget: self.budget,
-        }
+        };
+        work(&mut current.session, &backend).await;
     }
 
     /// Plays `step` in the current conversation.
     pub async fn play(&self, step: Step) {
-        let (playbook, version) = self.source.current();
-        let mut current = self.current.lock().await;
-        let backend = self.backend(current.mode, &playbook, version);
-        current.session.play(step, &backend).await;
+        self.with_backend(async |session, backend| session.play(step, backend).await)
+            .await;
     }
 
     /// Plays the conversation again with the current playbook.
     pub async fn replay(&self) {
-        let (playbook, version) = self.source.current();
-        let mut current = self.current.lock().await;
-        let backend = self.backend(current.mode, &playbook, version);
-        current.session.replay(&backend).await;
+        self.with_backend(async |session, backend| session.replay(backend).await)
+            .await;
     }
 
     /// Starts a new conversation of a customer writing in `language`.
@@ -148,6 +163,9 @@ impl Studio {
     pub async fn conversation_json(&self) -> Value {
         let current = self.current.lock().await;
         let mut modes = vec![Mode::InProcess];
+        if self.generative.is_some() {
+            modes.push(Mode::Generative);
+        }
         if self.pipeline.is_some() {
             modes.push(Mode::Pipeline);
         }
@@ -157,6 +175,7 @@ impl Studio {
             "mode": current.mode,
             "modes": modes,
             "pipeline_url": self.pipeline.as_ref().map(Pipeline::url),
+            "model_url": self.generative.as_ref().map(Generative::url),
             "budget_ms": self.budget.as_secs_f64() * 1000.0,
             "exchanges": current.session.exchanges,
         })
@@ -189,6 +208,11 @@ impl StudioServer {
             }
             None => None,
         };
+        let generative = options
+            .generative
+            .as_ref()
+            .map(Generative::new)
+            .transpose()?;
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -208,6 +232,7 @@ impl StudioServer {
                 reply_language: options.reply_language,
             },
             pipeline,
+            generative,
             budget: options.budget,
             current: Mutex::new(Current {
                 session: Session::new(&language),
@@ -257,6 +282,12 @@ pub async fn command(args: &StudioArgs) -> Result<()> {
             path.display()
         ),
         None => println!("  the built-in playbook (give --playbook FILE to try your own)"),
+    }
+    if let Some(generative) = &options.generative {
+        println!(
+            "  generative mode: model {} at {} (no key is sent)",
+            generative.model, generative.url
+        );
     }
     if let Some(url) = &options.ingress_url {
         println!(

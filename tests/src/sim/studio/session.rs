@@ -2,8 +2,8 @@
 //! conversation context ([`Conversation`]: growing turns, engagements, `custom` echoed back,
 //! `needsHelp`), so every event is built exactly as `demo`, `load` and `test` build it.
 //!
-//! A step is answered in-process by the studio's playbook, or through the running pipeline
-//! ([`super::pipeline`]); a replay plays every step again on a new conversation and marks the
+//! A step is answered in-process by the studio's playbook (with the generative step when the
+//! studio has a model), or through the running pipeline ([`super::pipeline`]); a replay plays every step again on a new conversation and marks the
 //! answers that differ from the ones before.
 
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+use worker::logic::generative::GenerativeLogic;
 use worker::logic::playbook::{Options, Playbook};
 
 use super::explain;
@@ -24,6 +25,8 @@ use crate::sim::scenario::{Scenario, Step};
 pub enum Mode {
     /// The studio's playbook, called directly.
     InProcess,
+    /// The studio's playbook with the generative step (a model server), in-process.
+    Generative,
     /// Ingress -> NATS -> worker -> callback to the studio.
     Pipeline,
 }
@@ -35,6 +38,8 @@ pub struct Backend<'a> {
     pub playbook: &'a Playbook,
     pub version: u64,
     pub options: &'a Options,
+    /// The generative step of this playbook version, when the studio has a model.
+    pub generative: Option<&'a GenerativeLogic>,
     pub pipeline: Option<&'a Pipeline>,
     pub budget: Duration,
 }
@@ -153,7 +158,19 @@ async fn play_on(conversation: &mut Conversation, step: &Step, backend: &Backend
     let answer = match built {
         None => None,
         Some(built) => {
-            let local = explain::decide(backend.playbook, backend.options, &built.body);
+            // The pipeline's answers are explained by the playbook alone: the model is not
+            // asked twice.
+            let generative = backend
+                .generative
+                .filter(|_| backend.mode == Mode::Generative);
+            let local = explain::decide(
+                backend.playbook,
+                backend.options,
+                generative,
+                &built.body,
+                backend.budget,
+            )
+            .await;
             let (outcome, body, latency, problem) = match (backend.mode, backend.pipeline) {
                 (Mode::Pipeline, Some(pipeline)) => {
                     match pipeline.send(conversation.pid(), &built).await {

@@ -17,6 +17,7 @@ fn backend<'a>(playbook: &'a Playbook, options: &'a Options, version: u64) -> Ba
         playbook,
         version,
         options,
+        generative: None,
         pipeline: None,
         budget: Duration::from_secs(15),
     }

@@ -99,6 +99,38 @@ impl Fallback {
     }
 }
 
+/// What the generative step did on one event (the studio shows it beside the answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The passages the model was given, best first (none when it was not asked).
+    pub passages: Vec<Passage>,
+    /// `answered`, `escalated` or `fallback` (the playbook's answer stays).
+    pub outcome: &'static str,
+    /// Why the playbook's answer stayed ([`Fallback::label`]), if it did.
+    pub fallback: Option<&'static str>,
+    /// Retrieval and the model's answer (or its failure).
+    pub model_time: Duration,
+}
+
+impl Settings {
+    /// The settings of `model` with the worker's defaults for everything else (the defaults of
+    /// its `GENERATIVE_*` flags).
+    pub fn with_defaults(model: String) -> Settings {
+        Settings {
+            model,
+            system_prompt: prompt::DEFAULT_SYSTEM_PROMPT.to_string(),
+            answers: AnswerScope::All,
+            timeout: Duration::from_secs(8),
+            max_tokens: 300,
+            temperature: 0.2,
+            max_reply_chars: 700,
+            passages: 4,
+            history: 12,
+            escalation_tool: true,
+        }
+    }
+}
+
 /// The playbook with a language model answering at its auto-answer step.
 #[derive(Debug, Clone)]
 pub struct GenerativeLogic {
@@ -147,19 +179,24 @@ impl GenerativeLogic {
         }
     }
 
-    /// Asks the model; its answer, or why the playbook's answer stays.
+    /// The passages most relevant to the event's message, best first.
+    fn retrieve(&self, event: &Event) -> Vec<&Passage> {
+        let query = event.trigger_texts().collect::<Vec<_>>().join("\n");
+        self.index.search(&query, self.settings.passages)
+    }
+
+    /// Asks the model, grounded in `passages`; its answer, or why the playbook's answer stays.
     async fn ask(
         &self,
         event: &Event,
         step: &AnswerStep,
+        passages: &[&Passage],
         budget: Duration,
     ) -> Result<Generated, Fallback> {
         let s = &self.settings;
-        let query = event.trigger_texts().collect::<Vec<_>>().join("\n");
-        let passages = self.index.search(&query, s.passages);
         let mut messages = vec![prompt::system_message(
             &s.system_prompt,
-            &passages,
+            passages,
             step.language.as_deref(),
         )];
         messages.extend(prompt::conversation(event, s.history));
@@ -218,35 +255,52 @@ impl GenerativeLogic {
             .ok_or(Fallback::Empty)
     }
 
-    /// The playbook's decision with the model's answer in it, or its own.
-    async fn decide_generatively(&self, event: &Event, context: &Context) -> Decision {
+    /// The playbook's decision with the model's answer in it, or its own; and what the step
+    /// did (`None` when the message did not reach it). The trace costs a copy of the few
+    /// passages; the worker drops it.
+    pub async fn decide_traced(
+        &self,
+        event: &Event,
+        context: &Context,
+    ) -> (Decision, Option<Trace>) {
         let own = self.playbook.decide_with(&self.options, event, None);
         let Some(step) = own.answer_step.clone().filter(|step| self.wanted(step)) else {
-            return own;
+            return (own, None);
         };
         let budget = self.model_budget(context);
-        let generated = if budget < MIN_MODEL_TIME {
-            Err(Fallback::NoTime)
+        let started = Instant::now();
+        let (generated, passages) = if budget < MIN_MODEL_TIME {
+            (Err(Fallback::NoTime), Vec::new())
         } else {
-            self.ask(event, &step, budget).await
+            let passages = self.retrieve(event);
+            (self.ask(event, &step, &passages, budget).await, passages)
         };
-        match generated {
+        let mut trace = Trace {
+            passages: passages.into_iter().cloned().collect(),
+            outcome: "fallback",
+            fallback: None,
+            model_time: started.elapsed(),
+        };
+        let decision = match generated {
             Ok(generated) => {
-                let outcome = match generated {
+                trace.outcome = match generated {
                     Generated::Answer(_) => "answered",
                     Generated::Escalate(_) => "escalated",
                 };
-                metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => outcome).increment(1);
+                metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => trace.outcome)
+                    .increment(1);
                 self.playbook
                     .decide_with(&self.options, event, Some(&generated))
             }
             Err(reason) => {
+                trace.fallback = Some(reason.label());
                 metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => "fallback").increment(1);
                 metrics::counter!(names::GENERATIVE_FALLBACKS, "reason" => reason.label())
                     .increment(1);
                 own
             }
-        }
+        };
+        (decision, Some(trace))
     }
 }
 
@@ -262,7 +316,7 @@ fn count_tokens(completion: &Completion) {
 #[async_trait]
 impl Logic for GenerativeLogic {
     async fn decide(&self, event: &Event, context: &Context) -> Result<Reply, LogicError> {
-        let decision = self.decide_generatively(event, context).await;
+        let (decision, _) = self.decide_traced(event, context).await;
         outcomes::record(&decision.signals);
         Ok(decision.reply)
     }

@@ -97,8 +97,12 @@ function notice(text) {
 function render(conversation) {
   const modes = $("mode");
   if (modes.options.length !== conversation.modes.length) {
-    modes.replaceChildren(...conversation.modes.map((m) => new Option(m === "pipeline"
-      ? `the pipeline (${conversation.pipeline_url})` : "the playbook, in-process", m)));
+    const label = {
+      "in-process": "the playbook, in-process",
+      "generative": `the playbook and the model at ${conversation.model_url}, in-process`,
+      "pipeline": `the pipeline (${conversation.pipeline_url})`,
+    };
+    modes.replaceChildren(...conversation.modes.map((m) => new Option(label[m] || m, m)));
   }
   modes.value = conversation.mode;
   const language = $("language");
@@ -199,7 +203,7 @@ function why(answer, changed) {
     if (value === undefined || value === null || value === "") return;
     facts.append(el("dt", null, name), el("dd", null, value));
   };
-  fact(answer.mode === "pipeline" ? "pipeline" : "in-process",
+  fact({ pipeline: "pipeline", generative: "with the model" }[answer.mode] || "in-process",
     `${ms(answer.latency_ms)} of the ${ms(answer.deadline_ms)} budget · playbook version ${answer.playbook_version}`);
   if (w.language) fact("language", typeof w.language === "object"
     ? `${w.language.code} (${w.language.why}${w.language.note ? ": " + w.language.note : ""})` : w.language);
@@ -249,16 +253,33 @@ function why(answer, changed) {
   return box;
 }
 
+// The generative step: its outcome (and why the playbook's answer stayed), then the passages.
 function generative(g) {
-  const box = el("div");
-  if (g.fallback) box.append(el("div", null, "generative fallback: " + g.fallback));
+  const box = el("div", "generative");
+  const outcome = {
+    answered: "the model answered",
+    escalated: "the model asked for a human",
+    fallback: "the playbook's answer stayed",
+  }[g.outcome] || g.outcome || "?";
+  let line = "generative step: " + outcome;
+  if (g.fallback) line += ` (fallback: ${g.fallback})`;
+  if (typeof g.model_ms === "number") line += ` · ${ms(g.model_ms)}`;
+  box.append(el("div", "chosen", line));
   const passages = Array.isArray(g.passages) ? g.passages : [];
   const list = el("ol");
   for (const p of passages) {
-    list.append(el("li", null, typeof p === "string" ? p : `${p.id ?? ""} ${typeof p.score === "number" ? "(" + p.score.toFixed(2) + ")" : ""} ${p.text ?? ""}`.trim()));
+    const item = el("li");
+    if (typeof p === "string") item.textContent = p;
+    else {
+      item.append(el("strong", null, p.source ?? p.id ?? ""), " ");
+      if (typeof p.score === "number") item.append(`(${p.score.toFixed(2)}) `);
+      item.append(p.text ?? "");
+    }
+    list.append(item);
   }
-  if (passages.length) box.append(list);
-  return fold("generative step", box);
+  box.append(passages.length ? fold(`${passages.length} passages given to the model`, list)
+    : el("div", "hint", "no passages (the model was not asked)"));
+  return box;
 }
 
 function row(cell, values) {
