@@ -184,6 +184,12 @@ async fn the_generative_mode_shows_the_models_outcome_its_passages_and_the_fallb
         step["outcome"] == "answered" && step["fallback"].is_null(),
         "{step}"
     );
+    ensure!(
+        answered["why"]["playbook_choice"]
+            .to_string()
+            .contains("delivery"),
+        "what the playbook had chosen: {answered}"
+    );
     let passages = step["passages"].as_array().cloned().unwrap_or_default();
     ensure!(
         passages

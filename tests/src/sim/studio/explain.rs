@@ -63,6 +63,14 @@ pub async fn decide(
         .map_err(|e| format!("the answer does not serialise: {e}"))?;
     let mut why = explain(playbook, options, &event, &decision, &answer);
     if let (Some(trace), Value::Object(why)) = (trace, &mut why) {
+        if trace.fallback.is_none() {
+            // The model's answer replaced the playbook's: say what the playbook had chosen.
+            let own = playbook.decide_with(options, &event, None);
+            if let Ok(own_answer) = serde_json::to_value(&own.reply) {
+                let own_why = explain(playbook, options, &event, &own, &own_answer);
+                why.insert("playbook_choice".into(), own_why["chosen"].clone());
+            }
+        }
         why.insert("generative".into(), generative_json(&trace));
     }
     Ok(Decided {

@@ -174,7 +174,7 @@ function exchange(x, index) {
 
 const SHOWN = new Set(["chosen", "language", "phase_before", "phase_after", "candidates", "clauses",
   "details", "tone", "notes", "generative", "state_before", "state_after", "explained_in_process",
-  "same_as_pipeline", "signals", "answer_step"]);
+  "same_as_pipeline", "signals", "answer_step", "playbook_choice"]);
 
 function chosenText(c) {
   let text = c.kind || "?";
@@ -235,7 +235,7 @@ function why(answer, changed) {
     box.append(fold("runners-up", table));
   }
   if (Array.isArray(w.clauses) && w.clauses.length) box.append(fold("clauses", json(w.clauses)));
-  if (w.generative) box.append(generative(w.generative));
+  if (w.generative) box.append(generative(w.generative, w.playbook_choice));
   if (Array.isArray(w.notes) && w.notes.length) {
     const list = el("ul");
     for (const n of w.notes) list.append(el("li", null, typeof n === "string" ? n : JSON.stringify(n)));
@@ -254,7 +254,7 @@ function why(answer, changed) {
 }
 
 // The generative step: its outcome (and why the playbook's answer stayed), then the passages.
-function generative(g) {
+function generative(g, playbookChoice) {
   const box = el("div", "generative");
   const outcome = {
     answered: "the model answered",
@@ -265,6 +265,9 @@ function generative(g) {
   if (g.fallback) line += ` (fallback: ${g.fallback})`;
   if (typeof g.model_ms === "number") line += ` · ${ms(g.model_ms)}`;
   box.append(el("div", "chosen", line));
+  if (Array.isArray(playbookChoice) && playbookChoice.length) {
+    box.append(el("div", "hint", "the playbook had chosen: " + playbookChoice.map(chosenText).join(", ")));
+  }
   const passages = Array.isArray(g.passages) ? g.passages : [];
   const list = el("ol");
   for (const p of passages) {
