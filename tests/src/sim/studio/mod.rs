@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
+use shared::server::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -240,11 +241,17 @@ impl StudioServer {
             }),
         });
         let app = http::router(studio).merge(callbacks.router());
-        let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(error = %err, "studio server failed");
-            }
-        });
+        // The project's hardened HTTP server (head timeouts, connection caps), as every listener.
+        let limits = Limits {
+            listener: "studio",
+            ..Limits::admin()
+        };
+        let task = tokio::spawn(shared::server::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         Ok(StudioServer { addr, task })
     }
 
