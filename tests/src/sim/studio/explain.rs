@@ -138,10 +138,10 @@ fn explain(
 fn reply_language(playbook: &Playbook, options: &Options, event: &Event) -> Value {
     let default = playbook.default_language();
     if options.reply_language == ReplyLanguage::Account {
-        return json!({"code": default, "why": "default", "note": "REPLY_LANGUAGE=account"});
+        return json!({"code": default, "reason": "default", "note": "REPLY_LANGUAGE=account"});
     }
     let Some(customer) = language::customer_language(event) else {
-        return json!({"code": default, "why": "default", "note": "the event names no language"});
+        return json!({"code": default, "reason": "default", "note": "the event names no language"});
     };
     let primary = |code: &str| code.split('-').next().unwrap_or(code).to_string();
     let spoken = playbook
@@ -149,9 +149,9 @@ fn reply_language(playbook: &Playbook, options: &Options, event: &Event) -> Valu
         .iter()
         .any(|l| *l == customer || primary(l) == primary(&customer));
     if spoken {
-        json!({"code": customer, "why": "customer"})
+        json!({"code": customer, "reason": "customer"})
     } else {
-        json!({"code": default, "why": "default",
+        json!({"code": default, "reason": "default",
                "note": format!("the playbook has no texts in {customer}")})
     }
 }

@@ -179,6 +179,9 @@ const SHOWN = new Set(["chosen", "language", "phase_before", "phase_after", "can
 function chosenText(c) {
   let text = c.kind || "?";
   if (c.id) text += " · " + c.id;
+  if (c.detail) text += " → asks for " + c.detail;
+  if (typeof c.resolved === "boolean") text += c.resolved ? " (resolved)" : " (not resolved)";
+  if (typeof c.rating === "number") text += ` (rating ${c.rating})`;
   const confidence = c.confidence ?? c.score;
   if (typeof confidence === "number") text += ` (${Math.round(confidence * 100)}%)`;
   return text;
@@ -206,12 +209,14 @@ function why(answer, changed) {
   fact({ pipeline: "pipeline", generative: "with the model" }[answer.mode] || "in-process",
     `${ms(answer.latency_ms)} of the ${ms(answer.deadline_ms)} budget · playbook version ${answer.playbook_version}`);
   if (w.language) fact("language", typeof w.language === "object"
-    ? `${w.language.code} (${w.language.why}${w.language.note ? ": " + w.language.note : ""})` : w.language);
+    ? `${w.language.code} (${w.language.reason ?? w.language.why}${w.language.note ? ": " + w.language.note : ""})` : w.language);
   if (w.phase_before || w.phase_after) fact("phase", `${w.phase_before} → ${w.phase_after}`);
   if (w.details && Object.keys(w.details).length) {
     fact("details", Object.entries(w.details).map(([k, v]) => `${k} = ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", "));
   }
-  if (w.tone && (!Array.isArray(w.tone) || w.tone.length)) fact("tone", typeof w.tone === "string" ? w.tone : JSON.stringify(w.tone));
+  if (w.tone && (!Array.isArray(w.tone) || w.tone.length)) {
+    fact("tone", Array.isArray(w.tone) ? w.tone.join(", ") : typeof w.tone === "string" ? w.tone : JSON.stringify(w.tone));
+  }
   if (w.explained_in_process) fact("explained by", "the studio's playbook, in-process" + (w.same_as_pipeline ? " (same actions as the pipeline)" : " — the pipeline answered differently"));
   box.append(facts);
 
@@ -234,7 +239,15 @@ function why(answer, changed) {
     }
     box.append(fold("runners-up", table));
   }
-  if (Array.isArray(w.clauses) && w.clauses.length) box.append(fold("clauses", json(w.clauses)));
+  if (Array.isArray(w.clauses) && w.clauses.length) {
+    const list = el("ol");
+    for (const c of w.clauses) {
+      if (typeof c !== "object" || c === null) { list.append(el("li", null, String(c))); continue; }
+      const matched = c.matched ? chosenText(c.matched) : "nothing";
+      list.append(el("li", null, `“${c.text ?? ""}” → ${matched}`));
+    }
+    box.append(fold(`${w.clauses.length} request(s) in the message`, list));
+  }
   if (w.generative) box.append(generative(w.generative, w.playbook_choice));
   if (Array.isArray(w.notes) && w.notes.length) {
     const list = el("ul");
