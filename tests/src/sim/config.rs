@@ -317,6 +317,19 @@ mod tests {
     }
 
     #[test]
+    fn the_studio_listens_on_loopback_by_default_and_a_model_needs_both_its_url_and_name() {
+        let cli = Cli::try_parse_from(["saltedcx-sim", "studio"]).expect("valid command line");
+        let Command::Studio(studio) = cli.command else {
+            panic!("not studio")
+        };
+        assert!(studio.listen.ip().is_loopback());
+        assert!(studio.generative_url.is_none() && studio.ingress_url.is_none());
+        let half =
+            Cli::try_parse_from(["saltedcx-sim", "studio", "--generative-url", "http://m/v1"]);
+        assert!(half.is_err(), "a model URL without a model name is refused");
+    }
+
+    #[test]
     fn the_top_level_help_shows_every_subcommands_settings() {
         let help = Cli::command().render_help().to_string();
         for expected in [
