@@ -120,6 +120,20 @@ async fn the_studio_plays_its_conversation_through_a_running_pipeline_with_each_
         second["event"]["conversation"]["custom"] == first["custom"],
         "the state was not echoed back: {second}"
     );
+    // A replay goes through the pipeline again, as a new conversation, and nothing changed.
+    let (status, replayed) = post(&client, &studio, "replay", json!({})).await?;
+    ensure!(
+        status == 200 && replayed["pid"] != conversation["pid"],
+        "{replayed}"
+    );
+    for exchange in replayed["exchanges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        ensure!(exchange["answer"]["outcome"] == "answered", "{exchange}");
+        ensure!(exchange["changed_from"].is_null(), "{exchange}");
+    }
     Ok(())
 }
 

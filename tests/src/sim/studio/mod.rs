@@ -130,7 +130,18 @@ impl Studio {
             pipeline: self.pipeline.as_ref(),
             budget: self.budget,
         };
+        let pid = current.session.pid().to_string();
         work(&mut current.session, &backend).await;
+        if current.session.pid() != pid {
+            self.forget(&pid);
+        }
+    }
+
+    /// The callbacks of a conversation the studio no longer plays are not waited for.
+    fn forget(&self, pid: &str) {
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.forget(pid);
+        }
     }
 
     /// Plays `step` in the current conversation.
@@ -147,7 +158,9 @@ impl Studio {
 
     /// Starts a new conversation of a customer writing in `language`.
     pub async fn new_conversation(&self, language: &str) {
-        self.current.lock().await.session = Session::new(language);
+        let mut current = self.current.lock().await;
+        self.forget(current.session.pid());
+        current.session = Session::new(language);
     }
 
     /// Answers from now on come from `mode`.

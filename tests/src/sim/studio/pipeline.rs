@@ -54,6 +54,11 @@ impl Pipeline {
         self.client.url()
     }
 
+    /// Stops tracking conversation `pid` (the studio started a new one).
+    pub fn forget(&self, pid: &str) {
+        self.callbacks.registry().close(pid);
+    }
+
     /// Sends `built` (an event of conversation `pid`) and waits for its callback or its
     /// deadline.
     pub async fn send(&self, pid: &str, built: &BuiltEvent) -> Posted {
