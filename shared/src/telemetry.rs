@@ -88,8 +88,9 @@ pub mod names {
 
     /// Counter, label `outcome`: answered, escalated (the model's tool call), fallback.
     pub const GENERATIVE_REQUESTS: &str = "yourlogic_generative_requests_total";
-    /// Counter, label `reason`: no_time, timeout, unavailable, http_error, malformed, empty
-    /// (why the playbook's answer was used instead of the model's).
+    /// Counter, label `reason`: no_time, no_passages, timeout, unavailable, unauthorized,
+    /// http_error, malformed, empty, echo, unsafe, unverified (why the playbook's answer was used
+    /// instead of the model's).
     pub const GENERATIVE_FALLBACKS: &str = "yourlogic_generative_fallbacks_total";
     /// Histogram: duration of one chat-completions request.
     pub const GENERATIVE_SECONDS: &str = "yourlogic_generative_seconds";
@@ -120,11 +121,16 @@ pub mod outcome_labels {
     /// `reason` of [`super::names::GENERATIVE_FALLBACKS`].
     pub const GENERATIVE_FALLBACKS: &[&str] = &[
         "no_time",
+        "no_passages",
         "timeout",
         "unavailable",
+        "unauthorized",
         "http_error",
         "malformed",
         "empty",
+        "echo",
+        "unsafe",
+        "unverified",
     ];
     /// `kind` of [`super::names::GENERATIVE_TOKENS`].
     pub const TOKENS: &[&str] = &["prompt", "completion"];

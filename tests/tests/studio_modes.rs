@@ -179,7 +179,7 @@ async fn the_generative_mode_shows_the_models_outcome_its_passages_and_the_fallb
         &client,
         &studio,
         "step",
-        json!({"step": {"customer": "Where is my order?"}}),
+        json!({"step": {"customer": "Where is my parcel?"}}),
     )
     .await?;
     model.set(Behaviour::Status(500));

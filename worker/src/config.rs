@@ -307,6 +307,19 @@ pub struct GenerativeArgs {
     /// `false` for servers or models without tool calling.
     #[arg(long = "generative-escalation-tool", env = "GENERATIVE_ESCALATION_TOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub escalation_tool: bool,
+    /// Whether phone numbers, e-mail addresses, card and account numbers in the conversation
+    /// are replaced by `[phone]`, `[email]`, `[card]`, `[account]` before it is sent to the model.
+    #[arg(long = "generative-redact-pii", env = "GENERATIVE_REDACT_PII", default_value_t = true, action = clap::ArgAction::Set)]
+    pub redact_pii: bool,
+    /// Hosts whose links a model answer may contain (comma-separated; their subdomains too),
+    /// and only links found in the passages or the conversation. None by default: an answer
+    /// with a link falls back to the playbook's.
+    #[arg(
+        long = "generative-link-hosts",
+        env = "GENERATIVE_LINK_HOSTS",
+        value_delimiter = ','
+    )]
+    pub link_hosts: Vec<String>,
 }
 
 impl Default for GenerativeArgs {
@@ -327,6 +340,8 @@ impl Default for GenerativeArgs {
             passages: 4,
             history: 12,
             escalation_tool: true,
+            redact_pii: true,
+            link_hosts: Vec::new(),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Building the playbook and generative logics from the worker's settings, with one clear
 //! error per missing or bad setting.
 
-use crate::config::WorkerArgs;
+use crate::config::{GenerativeArgs, WorkerArgs};
 
 use super::engagements::Identity;
 use super::generative::client::{ChatClient, ClientError};
-use super::generative::retrieval::{self, DocumentError};
+use super::generative::retrieval::{self, DocumentError, Passage};
 use super::generative::{GenerativeLogic, Settings, prompt};
 use super::playbook::{Options, Playbook, PlaybookError, PlaybookLogic};
 
@@ -49,9 +49,64 @@ pub fn playbook_logic(worker: &WorkerArgs) -> Result<PlaybookLogic, SetupError> 
     Ok(PlaybookLogic::with_options(playbook, options))
 }
 
+/// The allowed link hosts, lower case: bare host names (`shop.example.com`), no scheme or path.
+fn link_hosts(hosts: &[String]) -> Result<Vec<String>, SetupError> {
+    hosts
+        .iter()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let valid = h.contains('.')
+                && h.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                Ok(h)
+            } else {
+                Err(SetupError::Invalid(
+                    "GENERATIVE_LINK_HOSTS",
+                    format!("`{h}` (a host name such as shop.example.com)"),
+                ))
+            }
+        })
+        .collect()
+}
+
 /// `LOGIC=generative`.
 pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupError> {
-    let g = &worker.generative;
+    let parts = generative_parts(&worker.generative)?;
+    let (playbook, options) = playbook(worker)?;
+    Ok(parts.logic(playbook, options))
+}
+
+/// What the generative step needs besides the playbook, checked (the studio builds the step
+/// for each version of the playbook it tries from these).
+#[derive(Debug, Clone)]
+pub struct GenerativeParts {
+    pub client: ChatClient,
+    pub documents: Vec<Passage>,
+    pub settings: Settings,
+}
+
+impl GenerativeParts {
+    /// The generative step over `playbook`.
+    pub fn logic(&self, playbook: Playbook, options: Options) -> GenerativeLogic {
+        GenerativeLogic::new(
+            playbook,
+            options,
+            self.client.clone(),
+            self.documents.clone(),
+            self.settings.clone(),
+        )
+    }
+}
+
+/// The client, documents and settings of `GENERATIVE_*`, with one clear error per missing or
+/// bad setting.
+pub fn generative_parts(g: &GenerativeArgs) -> Result<GenerativeParts, SetupError> {
     let url = g.url.as_deref().ok_or(SetupError::Missing(
         "GENERATIVE_URL (--generative-url), the base URL of an OpenAI-compatible API",
     ))?;
@@ -83,7 +138,6 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         (None, None) => prompt::DEFAULT_SYSTEM_PROMPT.to_string(),
     };
     let documents = retrieval::document_passages(&g.documents)?;
-    let (playbook, options) = playbook(worker)?;
     let settings = Settings {
         model,
         system_prompt,
@@ -95,32 +149,12 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         passages: g.passages,
         history: g.history,
         escalation_tool: g.escalation_tool,
+        redact_pii: g.redact_pii,
+        link_hosts: link_hosts(&g.link_hosts)?,
     };
-    Ok(GenerativeLogic::new(
-        playbook, options, client, documents, settings,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[test]
-    fn the_generative_defaults_in_code_are_the_flags_defaults() {
-        let cli = crate::config::Cli::try_parse_from(["worker", "--saltedcx-token", "t"])
-            .expect("a valid command line");
-        let g = &cli.config.worker.generative;
-        let s = Settings::with_defaults("m".into());
-        assert_eq!(s.answers, g.answers);
-        assert_eq!(s.timeout, g.timeout);
-        assert_eq!(s.max_tokens, g.max_tokens);
-        assert_eq!(s.temperature, g.temperature);
-        assert_eq!(s.max_reply_chars, g.max_reply_chars);
-        assert_eq!(s.passages, g.passages);
-        assert_eq!(s.history, g.history);
-        assert_eq!(s.escalation_tool, g.escalation_tool);
-        assert_eq!(s.system_prompt, prompt::DEFAULT_SYSTEM_PROMPT);
-    }
+    Ok(GenerativeParts {
+        client,
+        documents,
+        settings,
+    })
 }

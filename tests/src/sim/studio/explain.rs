@@ -87,7 +87,7 @@ fn generative_json(trace: &Trace) -> Value {
         "fallback": trace.fallback,
         "model_ms": trace.model_time.as_secs_f64() * 1000.0,
         "passages": trace.passages.iter()
-            .map(|p| json!({"source": p.source, "text": p.text}))
+            .map(|(source, text)| json!({"source": source, "text": text}))
             .collect::<Vec<_>>(),
     })
 }

@@ -1,6 +1,7 @@
 //! The generative mode: the playbook with the worker's generative step in-process, against an
 //! OpenAI-compatible server that needs no key (a local model server). The studio takes no API
-//! key, so a keyed provider is tried through a pipeline whose worker holds the key.
+//! key, so a keyed provider is tried through a pipeline whose worker holds the key. Every other
+//! setting of the step is the worker's default.
 //!
 //! The step is built for each playbook version (its retrieval index covers the version's
 //! knowledge entries) the first time that version answers.
@@ -9,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
-use worker::logic::generative::client::{ChatClient, KeyHeader};
-use worker::logic::generative::retrieval::{self, Passage};
-use worker::logic::generative::{GenerativeLogic, Settings};
+use worker::config::GenerativeArgs;
+use worker::logic::generative::GenerativeLogic;
 use worker::logic::playbook::{Options, Playbook};
+use worker::logic::setup::{GenerativeParts, generative_parts};
 
 /// Where the model is.
 #[derive(Debug, Clone)]
@@ -27,23 +28,24 @@ pub struct GenerativeOptions {
 /// The generative step of the current playbook version.
 pub struct Generative {
     url: String,
-    client: ChatClient,
-    documents: Vec<Passage>,
-    settings: Settings,
+    parts: GenerativeParts,
     built: Mutex<Option<(u64, Arc<GenerativeLogic>)>>,
 }
 
 impl Generative {
-    /// Checks the settings and reads the documents.
+    /// Checks the settings (as the worker checks its own) and reads the documents.
     pub fn new(options: &GenerativeOptions) -> Result<Generative> {
-        let client = ChatClient::new(&options.url, None, KeyHeader::Authorization)
-            .context("the generative mode's --generative-url")?;
-        let documents = retrieval::document_passages(&options.documents)?;
+        let args = GenerativeArgs {
+            url: Some(options.url.clone()),
+            model: Some(options.model.clone()),
+            api_key: None,
+            documents: options.documents.clone(),
+            ..GenerativeArgs::default()
+        };
+        let parts = generative_parts(&args).context("the studio's generative mode")?;
         Ok(Generative {
             url: options.url.clone(),
-            client,
-            documents,
-            settings: Settings::with_defaults(options.model.clone()),
+            parts,
             built: Mutex::new(None),
         })
     }
@@ -64,13 +66,7 @@ impl Generative {
         match &*built {
             Some((built_version, logic)) if *built_version == version => logic.clone(),
             _ => {
-                let logic = Arc::new(GenerativeLogic::new(
-                    playbook.clone(),
-                    options.clone(),
-                    self.client.clone(),
-                    self.documents.clone(),
-                    self.settings.clone(),
-                ));
+                let logic = Arc::new(self.parts.logic(playbook.clone(), options.clone()));
                 *built = Some((version, logic.clone()));
                 logic
             }

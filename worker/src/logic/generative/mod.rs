@@ -6,21 +6,30 @@
 //! For each such message:
 //! 1. the playbook decides as usual; its reply is the **fallback**;
 //! 2. the passages most relevant to the message are retrieved (BM25 over the knowledge entries
-//!    and the `GENERATIVE_DOCUMENTS`), and the model gets the system prompt, the passages, the
-//!    reply language and the conversation's last turns, with an `escalate_to_human` tool;
-//! 3. the request's timeout is the time left before the event's deadline minus what the answer
+//!    and the `GENERATIVE_DOCUMENTS`; templates rendered with the request details or left out);
+//!    when none is relevant the model is not asked (the grounding rule);
+//! 3. the model gets the system prompt, the passages, the reply language (the language of the
+//!    playbook's own texts for this customer, so a greeting and the answer agree) and the
+//!    conversation's last turns with personal data redacted, with an `escalate_to_human` tool;
+//! 4. the request's timeout is the time left before the event's deadline minus what the answer
 //!    needs to travel (the worker's callback margin and the time it keeps for its own fallback),
 //!    capped by `GENERATIVE_TIMEOUT`;
-//! 4. a usable answer replaces the playbook's (trimmed to `GENERATIVE_MAX_REPLY_CHARS`); a tool
-//!    call escalates like the playbook does; a slow, failing, malformed or empty answer leaves
-//!    the playbook's reply, so the event is still answered in time.
+//! 5. a usable answer replaces the playbook's: cleaned ([`output`]) and checked ([`verify`]);
+//!    a tool call escalates like the playbook does, with a reason from a fixed list; a slow,
+//!    failing, malformed, empty, unsafe or unverified answer leaves the playbook's reply, so the
+//!    event is still answered in time, and a message nobody understood because the model could
+//!    not answer is not counted as a misunderstanding.
 //!
 //! Logs carry the outcome, latency and token counts, never the conversation, the prompt or the
 //! key. Metrics: `yourlogic_generative_*`.
 
 pub mod client;
+pub mod fallback;
+pub mod output;
 pub mod prompt;
+pub mod redact;
 pub mod retrieval;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +39,14 @@ use shared::answer::Reply;
 use shared::event::Event;
 use shared::telemetry::names;
 
+use super::playbook::state::State;
 use super::playbook::{AnswerStep, Decision, Generated, Options, Playbook, StepKind, outcomes};
 use super::{Context, Logic, LogicError};
-use client::{ChatClient, ChatError, ChatRequest, Completion};
+use client::{ChatClient, ChatRequest, Completion};
+pub use fallback::Fallback;
+use prompt::TurnOptions;
 use retrieval::{Index, Passage};
+use verify::Sources;
 
 /// Time kept to build the reply after the model's answer (or the fallback).
 const FINISH_RESERVE: Duration = Duration::from_millis(50);
@@ -70,65 +83,24 @@ pub struct Settings {
     pub history: usize,
     /// Whether the model is offered the escalation tool.
     pub escalation_tool: bool,
-}
-
-/// Why the playbook's answer was used instead of the model's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    /// Too little time left before the deadline to ask.
-    NoTime,
-    Timeout,
-    Unavailable,
-    HttpError,
-    Malformed,
-    /// No text and no tool call.
-    Empty,
-}
-
-impl Fallback {
-    /// The `reason` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Fallback::NoTime => "no_time",
-            Fallback::Timeout => "timeout",
-            Fallback::Unavailable => "unavailable",
-            Fallback::HttpError => "http_error",
-            Fallback::Malformed => "malformed",
-            Fallback::Empty => "empty",
-        }
-    }
+    /// Whether personal data is redacted from the text sent to the model.
+    pub redact_pii: bool,
+    /// Hosts whose links an answer may contain (lower case; subdomains included).
+    pub link_hosts: Vec<String>,
 }
 
 /// What the generative step did on one event (the studio shows it beside the answer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
-    /// The passages the model was given, best first (none when it was not asked).
-    pub passages: Vec<Passage>,
+    /// The passages the model was given as `(source, text)`, best first (none when it was not
+    /// asked).
+    pub passages: Vec<(String, String)>,
     /// `answered`, `escalated` or `fallback` (the playbook's answer stays).
     pub outcome: &'static str,
-    /// Why the playbook's answer stayed ([`Fallback::label`]), if it did.
+    /// Why the playbook's answer stayed (the fallback's `reason` label), if it did.
     pub fallback: Option<&'static str>,
     /// Retrieval and the model's answer (or its failure).
     pub model_time: Duration,
-}
-
-impl Settings {
-    /// The settings of `model` with the worker's defaults for everything else (the defaults of
-    /// its `GENERATIVE_*` flags).
-    pub fn with_defaults(model: String) -> Settings {
-        Settings {
-            model,
-            system_prompt: prompt::DEFAULT_SYSTEM_PROMPT.to_string(),
-            answers: AnswerScope::All,
-            timeout: Duration::from_secs(8),
-            max_tokens: 300,
-            temperature: 0.2,
-            max_reply_chars: 700,
-            passages: 4,
-            history: 12,
-            escalation_tool: true,
-        }
-    }
 }
 
 /// The playbook with a language model answering at its auto-answer step.
@@ -152,6 +124,9 @@ impl GenerativeLogic {
     ) -> Self {
         let mut passages = retrieval::knowledge_passages(&playbook);
         passages.extend(documents);
+        // Compiled now, not while the first customer waits.
+        redact::prepare();
+        verify::prepare();
         Self {
             playbook: Arc::new(playbook),
             options: Arc::new(options),
@@ -179,10 +154,44 @@ impl GenerativeLogic {
         }
     }
 
-    /// The passages most relevant to the event's message, best first.
-    fn retrieve(&self, event: &Event) -> Vec<&Passage> {
+    /// The language the model answers in: the customer's (a checked short tag) when the
+    /// playbook's own texts are in it too, else the playbook's default language, so the
+    /// greeting and the answer agree.
+    fn reply_language(&self, customer: Option<&str>) -> String {
+        let default = self.playbook.default_language();
+        let Some(code) = customer.and_then(prompt::language_tag) else {
+            return default.to_string();
+        };
+        let primary = |c: &str| c.split(['-', '_']).next().unwrap_or(c).to_ascii_lowercase();
+        let texts = &self.playbook.texts;
+        let sample = texts
+            .greeting
+            .as_ref()
+            .or(texts.not_understood.as_ref())
+            .or(texts.redirect.as_ref());
+        let normalised = code.to_ascii_lowercase().replace('_', "-");
+        match sample {
+            Some(text)
+                if primary(code) != primary(default)
+                    && text.pick(Some(&normalised)) == text.default_text() =>
+            {
+                default.to_string()
+            }
+            _ => code.to_string(),
+        }
+    }
+
+    /// The relevant passages for `event`, templates rendered with its request details.
+    fn passages(&self, event: &Event) -> Vec<(&str, String)> {
         let query = event.trigger_texts().collect::<Vec<_>>().join("\n");
-        self.index.search(&query, self.settings.passages)
+        let details = State::read(event.conversation_custom()).details;
+        let wanted = self.settings.passages;
+        self.index
+            .search(&query, wanted.saturating_mul(2))
+            .into_iter()
+            .filter_map(|p| Some((p.source.as_str(), p.rendered(&details)?)))
+            .take(wanted)
+            .collect()
     }
 
     /// Asks the model, grounded in `passages`; its answer, or why the playbook's answer stays.
@@ -190,16 +199,26 @@ impl GenerativeLogic {
         &self,
         event: &Event,
         step: &AnswerStep,
-        passages: &[&Passage],
+        passages: &[(&str, String)],
         budget: Duration,
     ) -> Result<Generated, Fallback> {
+        // Preparing the request takes time too: the model gets what is left of the budget.
+        let answer_by = Instant::now() + budget;
         let s = &self.settings;
+        if passages.is_empty() {
+            return Err(Fallback::NoPassages);
+        }
+        let language = self.reply_language(step.language.as_deref());
         let mut messages = vec![prompt::system_message(
             &s.system_prompt,
             passages,
-            step.language.as_deref(),
+            &language,
         )];
-        messages.extend(prompt::conversation(event, s.history));
+        let turns = TurnOptions {
+            max_turns: s.history,
+            redact: s.redact_pii,
+        };
+        messages.extend(prompt::conversation(event, turns));
         let request = ChatRequest {
             model: s.model.clone(),
             messages,
@@ -213,16 +232,12 @@ impl GenerativeLogic {
             stream: false,
         };
         let started = Instant::now();
+        let budget = answer_by.saturating_duration_since(started);
         let result = self.client.complete(&request, budget).await;
         metrics::histogram!(names::GENERATIVE_SECONDS).record(started.elapsed().as_secs_f64());
         let completion = result.map_err(|err| {
             tracing::warn!(error = %err, passages = passages.len(), "generative answer failed; the playbook answers");
-            match err {
-                ChatError::Timeout(_) => Fallback::Timeout,
-                ChatError::Unavailable => Fallback::Unavailable,
-                ChatError::Status(_) => Fallback::HttpError,
-                ChatError::Malformed(_) => Fallback::Malformed,
-            }
+            Fallback::from(&err)
         })?;
         count_tokens(&completion);
         tracing::debug!(
@@ -233,26 +248,39 @@ impl GenerativeLogic {
             tool_calls = completion.tool_calls.len(),
             "generative answer received"
         );
-        self.interpret(completion)
+        let sources = Sources::new(request.messages.iter().map(|m| m.content.as_str()));
+        self.interpret(event, completion, &sources)
     }
 
-    /// The escalation tool call wins; otherwise the cleaned-up text.
-    fn interpret(&self, completion: Completion) -> Result<Generated, Fallback> {
+    /// The escalation tool call wins; otherwise the cleaned-up, checked text.
+    fn interpret(
+        &self,
+        event: &Event,
+        completion: Completion,
+        sources: &Sources,
+    ) -> Result<Generated, Fallback> {
         if let Some(call) = completion
             .tool_calls
             .iter()
             .find(|c| c.name == prompt::ESCALATION_TOOL)
         {
-            return Ok(Generated::Escalate(prompt::escalation_reason(
-                &call.arguments,
-            )));
+            let reason = prompt::escalation_reason(&call.arguments);
+            return Ok(Generated::Escalate(format!("reason: {reason}")));
         }
-        completion
+        let text = completion
             .content
             .as_deref()
-            .and_then(|text| prompt::clean_answer(text, self.settings.max_reply_chars))
-            .map(Generated::Answer)
-            .ok_or(Fallback::Empty)
+            .and_then(|text| output::clean(text, self.settings.max_reply_chars))
+            .ok_or(Fallback::Empty)?;
+        let message = event.trigger_texts().find(|t| !t.trim().is_empty());
+        if message.is_some_and(|message| verify::echoes(&text, message)) {
+            return Err(Fallback::Echo);
+        }
+        verify::check(&text, sources, &self.settings.link_hosts).map_err(|rejection| {
+            tracing::warn!(%rejection, "generative answer not sent; the playbook answers");
+            Fallback::from(rejection)
+        })?;
+        Ok(Generated::Answer(text))
     }
 
     /// The playbook's decision with the model's answer in it, or its own; and what the step
@@ -272,11 +300,14 @@ impl GenerativeLogic {
         let (generated, passages) = if budget < MIN_MODEL_TIME {
             (Err(Fallback::NoTime), Vec::new())
         } else {
-            let passages = self.retrieve(event);
+            let passages = self.passages(event);
             (self.ask(event, &step, &passages, budget).await, passages)
         };
         let mut trace = Trace {
-            passages: passages.into_iter().cloned().collect(),
+            passages: passages
+                .into_iter()
+                .map(|(source, text)| (source.to_string(), text))
+                .collect(),
             outcome: "fallback",
             fallback: None,
             model_time: started.elapsed(),
@@ -286,6 +317,7 @@ impl GenerativeLogic {
                 trace.outcome = match generated {
                     Generated::Answer(_) => "answered",
                     Generated::Escalate(_) => "escalated",
+                    Generated::Unanswered => "fallback",
                 };
                 metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => trace.outcome)
                     .increment(1);
@@ -297,7 +329,13 @@ impl GenerativeLogic {
                 metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => "fallback").increment(1);
                 metrics::counter!(names::GENERATIVE_FALLBACKS, "reason" => reason.label())
                     .increment(1);
-                own
+                // The customer was not misunderstood when the model could not answer.
+                if step.kind == StepKind::NotUnderstood && reason.says_nothing_about_the_message() {
+                    self.playbook
+                        .decide_with(&self.options, event, Some(&Generated::Unanswered))
+                } else {
+                    own
+                }
             }
         };
         (decision, Some(trace))

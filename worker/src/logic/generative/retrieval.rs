@@ -6,6 +6,12 @@
 //! the same in every language (`delivered` / `delivery`, `Lieferung` / `Lieferungen`).
 //! Documents (`.md`, `.txt`) are split into passages at blank lines, merged up to about
 //! [`PASSAGE_CHARS`] characters.
+//!
+//! Grounding: a passage is only returned when it shares a *distinctive* word with the message,
+//! one that occurs in at most half of the passages (so "order" in a shop's knowledge base does
+//! not make every entry relevant to every message). When nothing is relevant the model is not
+//! asked at all. Knowledge answers that are templates (`I have noted order {order}`) are
+//! rendered with the conversation's request details, or left out while a detail is unknown.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +26,17 @@ pub const PASSAGE_CHARS: usize = 800;
 /// BM25 parameters (the usual values).
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
+/// A query word counts as distinctive when its inverse document frequency is at least this:
+/// BM25's idf of a word found in exactly half of the passages.
+const DISTINCTIVE_IDF: f64 = std::f64::consts::LN_2;
+/// Question and function words ignored besides the built-in English filler words: they occur in
+/// example questions of unrelated entries ("When are you open?", "When will it arrive?").
+const QUESTION_WORDS: &[&str] = &[
+    "what", "where", "when", "why", "who", "which", "how", "much", "many", "not", "no", "yes",
+    "too", "also", "very", "all", "know", "tell", "wo", "wann", "was", "wie", "warum", "welche",
+    "donde", "cuando", "que", "como", "cuanto", "ou", "quand", "quoi", "comment", "pourquoi",
+    "combien", "kde", "kdy", "co", "jak", "proc", "kolik",
+];
 
 /// A piece of reference text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +44,44 @@ pub struct Passage {
     /// Where it comes from (`knowledge delivery`, `faq.md`), shown to the model.
     pub source: String,
     pub text: String,
+    /// Words that find the passage but are not shown to the model (a knowledge entry's
+    /// example questions and keywords: the model only needs the answer).
+    pub cues: String,
+    /// Whether `{name}` in the text are placeholders for request details (knowledge answers).
+    pub template: bool,
+}
+
+impl Passage {
+    /// A passage of plain reference text.
+    pub fn plain(source: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            text: text.into(),
+            cues: String::new(),
+            template: false,
+        }
+    }
+
+    /// The text as the model may see it: a template's `{placeholders}` filled from `details`
+    /// (`(id, value)`); `None` while one of them is unknown.
+    pub fn rendered(&self, details: &[(String, String)]) -> Option<String> {
+        if !self.template {
+            return Some(self.text.clone());
+        }
+        let mut out = String::with_capacity(self.text.len());
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after.find('}')?;
+            let name = &after[..close];
+            let (_, value) = details.iter().find(|(id, _)| id == name)?;
+            out.push_str(value);
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
 }
 
 /// A document could not be read.
@@ -58,12 +113,13 @@ pub struct Index {
 impl Index {
     /// Indexes `passages`.
     pub fn new(passages: Vec<Passage>) -> Self {
-        let filler = Filler::new([]);
+        let filler = Filler::new(QUESTION_WORDS.iter().copied());
         let mut terms = Vec::with_capacity(passages.len());
         let mut lengths = Vec::with_capacity(passages.len());
         let mut document_frequency: HashMap<String, usize> = HashMap::new();
         for passage in &passages {
-            let words = stems(&format!("{} {}", passage.source, passage.text), &filler);
+            let indexed = format!("{} {} {}", passage.source, passage.cues, passage.text);
+            let words = stems(&indexed, &filler);
             lengths.push(words.len());
             let mut counts: HashMap<String, u32> = HashMap::new();
             for word in words {
@@ -100,7 +156,7 @@ impl Index {
     }
 
     /// The (at most) `k` passages that score best for `query`, best first; passages sharing
-    /// no word with the query are never returned.
+    /// no distinctive word with the query are never returned.
     pub fn search(&self, query: &str, k: usize) -> Vec<&Passage> {
         let mut query_terms = stems(query, &self.filler);
         query_terms.sort();
@@ -112,16 +168,18 @@ impl Index {
             .enumerate()
             .filter_map(|(i, counts)| {
                 let length_norm = 1.0 - B + B * self.lengths[i] as f64 / self.average_length;
+                let mut distinctive = false;
                 let score: f64 = query_terms
                     .iter()
                     .filter_map(|term| {
                         let tf = f64::from(*counts.get(term)?);
                         let df = *self.document_frequency.get(term).unwrap_or(&0) as f64;
                         let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                        distinctive |= idf >= DISTINCTIVE_IDF;
                         Some(idf * tf * (K1 + 1.0) / (tf + K1 * length_norm))
                     })
                     .sum();
-                (score > 0.0).then_some((score, i))
+                (distinctive && score > 0.0).then_some((score, i))
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -142,13 +200,15 @@ fn stems(text: &str, filler: &Filler) -> Vec<String> {
         .collect()
 }
 
-/// One passage per knowledge entry: its questions and keywords, and its answer.
+/// One passage per knowledge entry: its answer, found by its questions and keywords too.
 pub fn knowledge_passages(playbook: &Playbook) -> Vec<Passage> {
     playbook
         .knowledge_texts()
         .map(|(id, source, answer)| Passage {
             source: format!("knowledge {id}"),
-            text: format!("{source}\n{}", answer.default_text()),
+            text: answer.default_text().to_string(),
+            cues: source,
+            template: true,
         })
         .collect()
 }
@@ -173,10 +233,11 @@ pub fn document_passages(paths: &[PathBuf]) -> Result<Vec<Passage>, DocumentErro
                 || file.display().to_string(),
                 |n| n.to_string_lossy().to_string(),
             );
-            passages.extend(split(&text).into_iter().map(|text| Passage {
-                source: name.clone(),
-                text,
-            }));
+            passages.extend(
+                split(&text)
+                    .into_iter()
+                    .map(|text| Passage::plain(name.clone(), text)),
+            );
         }
     }
     Ok(passages)
@@ -233,23 +294,58 @@ mod tests {
     use super::*;
 
     fn passage(source: &str, text: &str) -> Passage {
-        Passage {
-            source: source.into(),
-            text: text.into(),
-        }
+        Passage::plain(source, text)
     }
 
     #[test]
     fn the_passage_sharing_the_rarest_words_ranks_first() {
         let index = Index::new(vec![
             passage("a", "Orders are delivered within 3-5 working days."),
-            passage("b", "Returns are free within 30 days of delivery."),
+            passage("b", "Returns are free within 30 days of receipt."),
             passage("c", "Our support is open Monday to Friday."),
         ]);
         let found = index.search("when will my order be delivered?", 2);
         assert_eq!(found[0].source, "a");
         assert!(index.search("parrot", 3).is_empty());
-        assert_eq!(index.search("delivery returns", 1)[0].source, "b");
+        assert_eq!(index.search("free returns", 1)[0].source, "b");
+    }
+
+    #[test]
+    fn a_word_most_passages_share_does_not_make_a_passage_relevant() {
+        let index = Index::new(vec![
+            passage("a", "Your order is delivered within 3-5 working days."),
+            passage("b", "Return an order within 30 days."),
+            passage("c", "A damaged order is replaced."),
+            passage("d", "Our support is open Monday to Friday."),
+        ]);
+        assert!(
+            index
+                .search("I want to change the address of my order", 3)
+                .is_empty()
+        );
+        assert!(index.search("When is it open?", 3)[0].source == "d");
+        assert!(
+            index.search("when?", 3).is_empty(),
+            "question words do not count"
+        );
+    }
+
+    #[test]
+    fn templates_are_rendered_with_known_details_or_left_out() {
+        let template = Passage {
+            source: "knowledge damaged".into(),
+            text: "I have noted order {order}.".into(),
+            cues: "broken".into(),
+            template: true,
+        };
+        assert_eq!(template.rendered(&[]), None);
+        let details = [("order".to_string(), "12345678".to_string())];
+        assert_eq!(
+            template.rendered(&details).as_deref(),
+            Some("I have noted order 12345678.")
+        );
+        let plain = passage("faq.md", "Use {braces} freely.");
+        assert_eq!(plain.rendered(&[]).as_deref(), Some("Use {braces} freely."));
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum Generated {
     Answer(String),
     /// The model asked for a human agent, with its reason.
     Escalate(String),
+    /// The model was asked but gave no usable answer (slow, failing, refused): the playbook
+    /// answers, and a message it did not understand is not counted as a misunderstanding.
+    Unanswered,
 }
 
 /// What the playbook would have answered at the auto-answer step of a customer message.

@@ -49,7 +49,7 @@ impl Turn<'_> {
     }
 
     /// The first detail entry `index` requires that is not known yet.
-    fn missing_detail(&self, index: usize) -> Option<usize> {
+    pub(super) fn missing_detail(&self, index: usize) -> Option<usize> {
         let pb = self.playbook;
         pb.knowledge[index]
             .requires

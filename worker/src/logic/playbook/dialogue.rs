@@ -117,8 +117,14 @@ impl Turn<'_> {
             if self.state.request.is_none() {
                 self.state.remember_request(last);
             }
-            if !self.use_generated(StepKind::Knowledge) {
+            // An entry that needs a detail first asks for it: the model does not answer
+            // before the playbook has what the answer depends on.
+            let generated =
+                self.missing_detail(m.index).is_none() && self.use_generated(StepKind::Knowledge);
+            if !generated {
                 self.give_answer(m.index);
+            } else if matches!(self.generated, Some(Generated::Escalate(_))) {
+                return; // the escalation set the phase: it must not be undone
             }
             self.state.phase = Phase::Answering;
             self.state.misses = 0;
@@ -201,6 +207,24 @@ impl Turn<'_> {
                 self.escalate(EscalationReason::Generative, &reason);
                 true
             }
+            Some(Generated::Unanswered) if kind == StepKind::NotUnderstood => {
+                // Not the customer's fault: no misunderstanding is counted, and the bot says
+                // what it can help with instead of asking to rephrase.
+                let pb = self.playbook;
+                self.say(
+                    pb.texts
+                        .redirect
+                        .as_ref()
+                        .or(pb.texts.not_understood.as_ref()),
+                );
+                if matches!(self.state.phase, Phase::New | Phase::Collecting) {
+                    self.state.phase = Phase::Collecting;
+                } else {
+                    self.state.phase = Phase::Answering;
+                }
+                true
+            }
+            Some(Generated::Unanswered) => false,
         }
     }
 
