@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the pinned nats-server (and the deployment checkers) into
-# the git-ignored .tools/ when missing, builds once, then runs every stage — every test with
-# nextest (each test starts its own nats-server on free loopback ports), the default playbook's
-# conversation tests, the deployment checks — even when an earlier one fails, and ends with a
-# summary of the stages. Exits non-zero if any stage failed. Arguments go to `cargo nextest run`.
+# the git-ignored .tools/ when missing, and Debian's headless Chromium for the studio's browser
+# test (its screenshot lands in target/ci-artifacts/); builds once, then runs every stage — every
+# test with nextest (each test starts its own nats-server on free loopback ports), the default
+# playbook's conversation tests, the deployment checks — even when an earlier one fails, and ends
+# with a summary of the stages. Exits non-zero if any stage failed. Arguments go to
+# `cargo nextest run`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,16 @@ say "checking the deployment tools in .tools/ (installs them when missing: about
 # Prometheus (for the observability tests) and the deployment checkers.
 scripts/install-deploy-tools.sh >/dev/null || { say "installing the deployment tools failed"; exit 1; }
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"
+say "checking headless Chromium for the studio's browser test (installs Debian's chromium and chromium-driver when missing: about 164 MB)"
+if scripts/install-browser.sh >/dev/null; then
+    # Installed, so the browser test must run: a missing browser fails it instead of skipping.
+    export STUDIO_BROWSER_REQUIRED=1
+elif [[ -n "${CI:-}" ]]; then
+    echo "test.sh: CI must run the studio's browser test, and Chromium could not be installed" >&2
+    exit 1
+else
+    say "WARNING: no Chromium (installing needs root and apt-get): the studio's browser test will be skipped"
+fi
 
 passed=()
 failed=()

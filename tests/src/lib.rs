@@ -13,6 +13,7 @@
 //!   acknowledged event, the real binaries as processes.
 //! - [`bench`]: the baselines and summary of the benchmark (`tests/bench/run.sh`).
 //! - [`sim`]: `saltedcx-sim`, the Salted CX emulator (demo, load runs), usable as a library.
+//! - [`webdriver`]: headless Chromium driven over WebDriver, for the studio's browser test.
 
 pub mod bench;
 pub mod events;
@@ -26,6 +27,7 @@ pub mod poll;
 mod process;
 pub mod sim;
 pub mod stack;
+pub mod webdriver;
 
 pub use events::EventBuilder;
 pub use fake_saltedcx::{Behaviour, Callback, FakeSaltedCx, Outcome, Reply};

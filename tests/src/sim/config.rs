@@ -40,6 +40,12 @@ pub enum Command {
     /// Run conversation tests (*.toml files with expectations per answer) against a playbook,
     /// in-process, or through a running pipeline with --ingress-url; exit 1 when one fails.
     Test(TestArgs),
+    /// Serve the studio: a page to chat with a playbook as the customer, see why it answered,
+    /// edit the file and replay, and export the conversation as a conversation test.
+    ///
+    /// It listens on loopback unless told otherwise and holds no secrets beyond the shared
+    /// token of a local pipeline (a generative key stays in the worker's environment).
+    Studio(StudioArgs),
 }
 
 /// Where the simulator listens and what token it shares with the pipeline.
@@ -196,6 +202,66 @@ pub struct TestArgs {
     pub filter: Option<String>,
 }
 
+/// `saltedcx-sim studio`.
+#[derive(Debug, Clone, Args)]
+pub struct StudioArgs {
+    /// Address of the studio's page (and of the callback API the workers answer to in
+    /// pipeline mode: their SALTEDCX_API_URL). Loopback unless you mean to share it.
+    #[arg(long, env = "STUDIO_ADDR", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The playbook file to try; reloaded whenever it changes (the worker's built-in playbook
+    /// when unset).
+    #[arg(long, env = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// A running pipeline's event endpoint: enables the pipeline mode (events go to this
+    /// ingress, answers come back to --listen).
+    #[arg(long = "ingress-url", env = "STUDIO_INGRESS_URL")]
+    pub ingress_url: Option<String>,
+    /// Shared secret with the pipeline's ingress and workers (their SALTEDCX_TOKEN; the first
+    /// of a comma-separated list).
+    #[arg(
+        long,
+        env = "SALTEDCX_TOKEN",
+        hide_env_values = true,
+        default_value = "local-dev-token"
+    )]
+    pub token: String,
+    /// Your Logic's own agent ids, as the worker's BOT_AGENT_IDS.
+    #[arg(long, env = "BOT_AGENT_IDS", value_delimiter = ',')]
+    pub bot_agent_ids: Vec<String>,
+    /// The reply language, as the worker's REPLY_LANGUAGE.
+    #[arg(long, env = "REPLY_LANGUAGE", value_enum, default_value_t = ReplyLanguage::Customer)]
+    pub reply_language: ReplyLanguage,
+    /// Time each event gives Your Logic to answer (`expires - time`).
+    #[arg(long, env = "SIM_BUDGET", default_value = "15s", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// With --generative-model: an OpenAI-compatible server without a key (a local model
+    /// server), for the generative mode in-process (up to before `/chat/completions`). The
+    /// studio takes no API key: try a keyed provider through a pipeline whose worker holds it.
+    #[arg(
+        long = "generative-url",
+        env = "GENERATIVE_URL",
+        hide_env_values = true,
+        requires = "generative_model"
+    )]
+    pub generative_url: Option<String>,
+    /// The model name for the generative mode.
+    #[arg(
+        long = "generative-model",
+        env = "GENERATIVE_MODEL",
+        requires = "generative_url"
+    )]
+    pub generative_model: Option<String>,
+    /// Reference documents for the generative mode's retrieval besides the playbook's
+    /// knowledge entries (as the worker's GENERATIVE_DOCUMENTS).
+    #[arg(
+        long = "generative-documents",
+        env = "GENERATIVE_DOCUMENTS",
+        value_delimiter = ','
+    )]
+    pub generative_documents: Vec<PathBuf>,
+}
+
 /// `saltedcx-sim serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -248,6 +314,19 @@ mod tests {
         assert_eq!(load.duration, Some(Duration::from_secs(3)));
         assert_eq!(load.rate, Some(500.0));
         assert_eq!(load.target.budget, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_studio_listens_on_loopback_by_default_and_a_model_needs_both_its_url_and_name() {
+        let cli = Cli::try_parse_from(["saltedcx-sim", "studio"]).expect("valid command line");
+        let Command::Studio(studio) = cli.command else {
+            panic!("not studio")
+        };
+        assert!(studio.listen.ip().is_loopback());
+        assert!(studio.generative_url.is_none() && studio.ingress_url.is_none());
+        let half =
+            Cli::try_parse_from(["saltedcx-sim", "studio", "--generative-url", "http://m/v1"]);
+        assert!(half.is_err(), "a model URL without a model name is refused");
     }
 
     #[test]

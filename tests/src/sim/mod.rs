@@ -13,7 +13,9 @@
 //! - [`client`]: posting events; [`driver`]: playing conversations;
 //! - [`demo`], [`load`], [`serve`], [`send`]: the four commands; [`stats`], [`report`],
 //!   [`transcript`]: what they show;
-//! - [`cases`]: `test`, conversation tests with expectations on every answer.
+//! - [`cases`]: `test`, conversation tests with expectations on every answer;
+//! - [`studio`]: `studio`, a page to chat with a playbook, see why it answered, and keep the
+//!   conversation as a test.
 
 pub mod body;
 pub mod cases;
@@ -32,6 +34,7 @@ pub mod send;
 pub mod serve;
 pub mod server;
 pub mod stats;
+pub mod studio;
 pub mod transcript;
 
 use std::process::ExitCode;
@@ -124,6 +127,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Send(args) => send::run(&args).await,
         Command::Test(args) => cases::command(&args).await,
+        Command::Studio(args) => {
+            studio::command(&args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

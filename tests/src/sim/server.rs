@@ -108,6 +108,46 @@ struct Shared {
     print_unknown: bool,
 }
 
+/// The callback API without a listener of its own, for a server that serves it beside other
+/// routes (the studio answers the workers' callbacks on its own port).
+#[derive(Clone)]
+pub struct CallbackApi {
+    shared: Arc<Shared>,
+}
+
+impl CallbackApi {
+    /// Accepts callbacks signed with `token` for conversations of `account_id` (of any account
+    /// when `None`); `print_unknown` as in [`CallbackServer::start`].
+    pub fn new(token: &str, account_id: Option<&str>, print_unknown: bool) -> CallbackApi {
+        CallbackApi {
+            shared: Arc::new(Shared {
+                token: token.to_string(),
+                account_id: account_id.map(str::to_string),
+                registry: Registry::default(),
+                counters: CallbackCounters::default(),
+                print_unknown,
+            }),
+        }
+    }
+
+    /// The callback route ([`CALLBACK_ROUTE`]).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route(CALLBACK_ROUTE, post(callback))
+            .with_state(self.shared.clone())
+    }
+
+    /// The conversations waiting for callbacks.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// What the endpoint saw so far.
+    pub fn counters(&self) -> CallbackCounts {
+        self.shared.counters.snapshot()
+    }
+}
+
 /// A running callback server; stops on drop.
 pub struct CallbackServer {
     shared: Arc<Shared>,
@@ -136,17 +176,11 @@ impl CallbackServer {
         let addr = listener
             .local_addr()
             .context("reading the callback address")?;
-        let shared = Arc::new(Shared {
-            token: token.to_string(),
-            account_id: account_id.map(str::to_string),
-            registry: Registry::default(),
-            counters: CallbackCounters::default(),
-            print_unknown,
-        });
-        let app = Router::new()
-            .route(CALLBACK_ROUTE, post(callback))
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .with_state(shared.clone());
+        let api = CallbackApi::new(token, account_id, print_unknown);
+        let app = api
+            .router()
+            .route("/healthz", axum::routing::get(|| async { "ok" }));
+        let shared = api.shared;
         let task = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(error = %err, "callback server failed");

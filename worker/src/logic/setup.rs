@@ -1,11 +1,11 @@
 //! Building the playbook and generative logics from the worker's settings, with one clear
 //! error per missing or bad setting.
 
-use crate::config::WorkerArgs;
+use crate::config::{GenerativeArgs, WorkerArgs};
 
 use super::engagements::Identity;
 use super::generative::client::{ChatClient, ClientError};
-use super::generative::retrieval::{self, DocumentError};
+use super::generative::retrieval::{self, DocumentError, Passage};
 use super::generative::{GenerativeLogic, Settings, prompt};
 use super::playbook::{Options, Playbook, PlaybookError, PlaybookLogic};
 
@@ -77,7 +77,36 @@ fn link_hosts(hosts: &[String]) -> Result<Vec<String>, SetupError> {
 
 /// `LOGIC=generative`.
 pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupError> {
-    let g = &worker.generative;
+    let parts = generative_parts(&worker.generative)?;
+    let (playbook, options) = playbook(worker)?;
+    Ok(parts.logic(playbook, options))
+}
+
+/// What the generative step needs besides the playbook, checked (the studio builds the step
+/// for each version of the playbook it tries from these).
+#[derive(Debug, Clone)]
+pub struct GenerativeParts {
+    pub client: ChatClient,
+    pub documents: Vec<Passage>,
+    pub settings: Settings,
+}
+
+impl GenerativeParts {
+    /// The generative step over `playbook`.
+    pub fn logic(&self, playbook: Playbook, options: Options) -> GenerativeLogic {
+        GenerativeLogic::new(
+            playbook,
+            options,
+            self.client.clone(),
+            self.documents.clone(),
+            self.settings.clone(),
+        )
+    }
+}
+
+/// The client, documents and settings of `GENERATIVE_*`, with one clear error per missing or
+/// bad setting.
+pub fn generative_parts(g: &GenerativeArgs) -> Result<GenerativeParts, SetupError> {
     let url = g.url.as_deref().ok_or(SetupError::Missing(
         "GENERATIVE_URL (--generative-url), the base URL of an OpenAI-compatible API",
     ))?;
@@ -109,7 +138,6 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         (None, None) => prompt::DEFAULT_SYSTEM_PROMPT.to_string(),
     };
     let documents = retrieval::document_passages(&g.documents)?;
-    let (playbook, options) = playbook(worker)?;
     let settings = Settings {
         model,
         system_prompt,
@@ -124,7 +152,9 @@ pub fn generative_logic(worker: &WorkerArgs) -> Result<GenerativeLogic, SetupErr
         redact_pii: g.redact_pii,
         link_hosts: link_hosts(&g.link_hosts)?,
     };
-    Ok(GenerativeLogic::new(
-        playbook, options, client, documents, settings,
-    ))
+    Ok(GenerativeParts {
+        client,
+        documents,
+        settings,
+    })
 }

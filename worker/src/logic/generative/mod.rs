@@ -89,6 +89,20 @@ pub struct Settings {
     pub link_hosts: Vec<String>,
 }
 
+/// What the generative step did on one event (the studio shows it beside the answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The passages the model was given as `(source, text)`, best first (none when it was not
+    /// asked).
+    pub passages: Vec<(String, String)>,
+    /// `answered`, `escalated` or `fallback` (the playbook's answer stays).
+    pub outcome: &'static str,
+    /// Why the playbook's answer stayed (the fallback's `reason` label), if it did.
+    pub fallback: Option<&'static str>,
+    /// Retrieval and the model's answer (or its failure).
+    pub model_time: Duration,
+}
+
 /// The playbook with a language model answering at its auto-answer step.
 #[derive(Debug, Clone)]
 pub struct GenerativeLogic {
@@ -180,24 +194,24 @@ impl GenerativeLogic {
             .collect()
     }
 
-    /// Asks the model; its answer, or why the playbook's answer stays.
+    /// Asks the model, grounded in `passages`; its answer, or why the playbook's answer stays.
     async fn ask(
         &self,
         event: &Event,
         step: &AnswerStep,
+        passages: &[(&str, String)],
         budget: Duration,
     ) -> Result<Generated, Fallback> {
         // Preparing the request takes time too: the model gets what is left of the budget.
         let answer_by = Instant::now() + budget;
         let s = &self.settings;
-        let passages = self.passages(event);
         if passages.is_empty() {
             return Err(Fallback::NoPassages);
         }
         let language = self.reply_language(step.language.as_deref());
         let mut messages = vec![prompt::system_message(
             &s.system_prompt,
-            &passages,
+            passages,
             &language,
         )];
         let turns = TurnOptions {
@@ -269,30 +283,49 @@ impl GenerativeLogic {
         Ok(Generated::Answer(text))
     }
 
-    /// The playbook's decision with the model's answer in it, or its own.
-    async fn decide_generatively(&self, event: &Event, context: &Context) -> Decision {
+    /// The playbook's decision with the model's answer in it, or its own; and what the step
+    /// did (`None` when the message did not reach it). The trace costs a copy of the few
+    /// passages; the worker drops it.
+    pub async fn decide_traced(
+        &self,
+        event: &Event,
+        context: &Context,
+    ) -> (Decision, Option<Trace>) {
         let own = self.playbook.decide_with(&self.options, event, None);
         let Some(step) = own.answer_step.clone().filter(|step| self.wanted(step)) else {
-            return own;
+            return (own, None);
         };
         let budget = self.model_budget(context);
-        let generated = if budget < MIN_MODEL_TIME {
-            Err(Fallback::NoTime)
+        let started = Instant::now();
+        let (generated, passages) = if budget < MIN_MODEL_TIME {
+            (Err(Fallback::NoTime), Vec::new())
         } else {
-            self.ask(event, &step, budget).await
+            let passages = self.passages(event);
+            (self.ask(event, &step, &passages, budget).await, passages)
         };
-        match generated {
+        let mut trace = Trace {
+            passages: passages
+                .into_iter()
+                .map(|(source, text)| (source.to_string(), text))
+                .collect(),
+            outcome: "fallback",
+            fallback: None,
+            model_time: started.elapsed(),
+        };
+        let decision = match generated {
             Ok(generated) => {
-                let outcome = match generated {
+                trace.outcome = match generated {
                     Generated::Answer(_) => "answered",
                     Generated::Escalate(_) => "escalated",
                     Generated::Unanswered => "fallback",
                 };
-                metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => outcome).increment(1);
+                metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => trace.outcome)
+                    .increment(1);
                 self.playbook
                     .decide_with(&self.options, event, Some(&generated))
             }
             Err(reason) => {
+                trace.fallback = Some(reason.label());
                 metrics::counter!(names::GENERATIVE_REQUESTS, "outcome" => "fallback").increment(1);
                 metrics::counter!(names::GENERATIVE_FALLBACKS, "reason" => reason.label())
                     .increment(1);
@@ -304,7 +337,8 @@ impl GenerativeLogic {
                     own
                 }
             }
-        }
+        };
+        (decision, Some(trace))
     }
 }
 
@@ -320,7 +354,7 @@ fn count_tokens(completion: &Completion) {
 #[async_trait]
 impl Logic for GenerativeLogic {
     async fn decide(&self, event: &Event, context: &Context) -> Result<Reply, LogicError> {
-        let decision = self.decide_generatively(event, context).await;
+        let (decision, _) = self.decide_traced(event, context).await;
         outcomes::record(&decision.signals);
         Ok(decision.reply)
     }

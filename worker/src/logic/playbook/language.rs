@@ -72,6 +72,11 @@ impl LocalText {
             .map_or(&self.default, |(_, text)| text)
     }
 
+    /// The codes of its translations (normalised; the default language is not among them).
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.translations.iter().map(|(code, _)| code.as_str())
+    }
+
     /// Every language version (default first), for checks.
     pub fn all(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.default.as_str())

@@ -239,6 +239,27 @@ impl Playbook {
         &self.default_language
     }
 
+    /// The languages the playbook speaks: the default language first, then every language some
+    /// text is translated into (normalised codes, sorted).
+    pub fn languages(&self) -> Vec<String> {
+        let t = &self.texts;
+        let texts = [&t.greeting, &t.ask_request, &t.not_understood, &t.redirect]
+            .into_iter()
+            .flatten()
+            .chain(self.knowledge.iter().map(|e| &e.answer))
+            .chain(self.intents.iter().map(|i| &i.answer));
+        let mut others: Vec<String> = texts
+            .flat_map(LocalText::languages)
+            .filter(|code| *code != self.default_language)
+            .map(str::to_string)
+            .collect();
+        others.sort();
+        others.dedup();
+        std::iter::once(self.default_language.clone())
+            .chain(others)
+            .collect()
+    }
+
     /// The knowledge base as `(id, questions and keywords, answer in the default language)`,
     /// for retrieval by the generative step.
     pub fn knowledge_texts(&self) -> impl Iterator<Item = (&str, String, &LocalText)> {
@@ -356,6 +377,9 @@ mod tests {
         let playbook = Playbook::builtin().expect("default playbook is valid");
         assert!(!playbook.knowledge.is_empty());
         assert!(playbook.summary().contains("knowledge entries"));
+        let languages = playbook.languages();
+        assert_eq!(languages.first().map(String::as_str), Some("en"));
+        assert!(languages.iter().any(|l| l == "es"), "{languages:?}");
     }
 
     #[test]
