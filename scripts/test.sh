@@ -18,7 +18,7 @@ say() {
 # Each installer prints its progress on stderr and its result on stdout (discarded here).
 say "checking the pinned nats-server in .tools/ (installs it when missing: about 19 MB)"
 scripts/install-nats-server.sh >/dev/null || { say "installing nats-server failed"; exit 1; }
-say "checking the deployment tools in .tools/ (installs them when missing: about 440 MB)"
+say "checking the deployment tools in .tools/ (installs them when missing: about 425 MB)"
 # Prometheus (for the observability tests) and the deployment checkers.
 scripts/install-deploy-tools.sh >/dev/null || { say "installing the deployment tools failed"; exit 1; }
 export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$PWD/.tools/nats-server/bin/nats-server}"

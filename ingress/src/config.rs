@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use shared::config::{LogArgs, NatsArgs, TokenArgs, TopologyArgs, parse_duration};
+use shared::config::{LogArgs, NatsArgs, TokenArgs, TopologyArgs, flag_defaults, parse_duration};
 use shared::otel::TracesArgs;
 
 /// Receives Salted CX Your Logic events, validates them and stores them durably in NATS
@@ -67,15 +67,6 @@ pub struct RoutingArgs {
 }
 
 impl RoutingArgs {
-    /// Settings taking any region, no default account, a 60 s budget.
-    pub fn open() -> Self {
-        Self {
-            saltedcx_account_id: None,
-            saltedcx_regions: Vec::new(),
-            max_budget: Duration::from_secs(60),
-        }
-    }
-
     /// Refuses an event of a region this deployment does not serve.
     pub fn check_region(&self, region: Option<&str>) -> Result<(), crate::error::ApiError> {
         let allowed = |region: &str| {
@@ -159,33 +150,66 @@ pub struct HttpArgs {
 
 impl Config {
     /// A configuration for tests and embedding: listen on `addr` (the operational endpoints on
-    /// the same IP, any free port), NATS at `nats_url`.
+    /// the same IP, any free port), NATS at `nats_url` (no authentication), the Salted CX
+    /// token(s); every other setting has the default its flag declares (the environment is not
+    /// read).
     pub fn new(nats_url: &str, tokens: &str, addr: SocketAddr) -> Result<Self, String> {
+        let defaults = |err: clap::Error| format!("the settings' defaults do not parse: {err}");
         Ok(Self {
-            nats: NatsArgs::plain(nats_url),
+            nats: NatsArgs {
+                nats_url: nats_url.to_string(),
+                ..flag_defaults().map_err(defaults)?
+            },
             token: TokenArgs {
                 saltedcx_token: tokens.parse()?,
             },
-            log: LogArgs {
-                log_format: shared::config::LogFormat::Text,
-            },
-            traces: TracesArgs::off(),
-            topology: TopologyArgs::default(),
-            routing: RoutingArgs::open(),
+            log: flag_defaults().map_err(defaults)?,
+            traces: flag_defaults().map_err(defaults)?,
+            topology: flag_defaults().map_err(defaults)?,
+            routing: flag_defaults().map_err(defaults)?,
             http: HttpArgs {
                 addr,
                 admin_addr: SocketAddr::new(addr.ip(), 0),
-                max_body_bytes: 1 << 20,
-                clock_skew: Duration::from_secs(5),
-                publish_timeout: Duration::from_secs(1),
-                request_timeout: Duration::from_secs(10),
-                header_timeout: Duration::from_secs(5),
-                idle_timeout: Duration::from_secs(60),
-                max_connections: 8192,
-                max_connections_per_peer: 0,
-                queue_stats_interval: Duration::from_secs(5),
-                shutdown_timeout: Duration::from_secs(10),
+                ..flag_defaults().map_err(defaults)?
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    #[test]
+    fn a_configuration_built_in_code_is_the_command_line_with_the_same_settings() {
+        let embedded = Config::new(
+            "nats://10.0.0.1:4222",
+            "token-a,token-b",
+            "127.0.0.1:0".parse().expect("address"),
+        )
+        .expect("configuration");
+        // The command line with the same settings, the environment ignored.
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from([
+                "ingress",
+                "--nats-url",
+                "nats://10.0.0.1:4222",
+                "--saltedcx-token",
+                "token-a,token-b",
+                "--addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
+            .expect("valid arguments");
+        let parsed = Cli::from_arg_matches(&matches)
+            .expect("valid arguments")
+            .config;
+        // Every field (secrets print as `***`, alike): `Config::new` sets nothing but these and
+        // takes every other value from the flags' own defaults.
+        assert_eq!(format!("{embedded:?}"), format!("{parsed:?}"));
     }
 }

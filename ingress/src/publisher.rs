@@ -14,8 +14,12 @@ use futures::future::BoxFuture;
 use shared::config::TopologyArgs;
 use shared::envelope::Envelope;
 use shared::health::Readiness;
+use shared::retry::{Backoff, Failure, Limits, retry};
 use shared::telemetry::names;
-use shared::topology::{self, event_subject, partition_of};
+use shared::topology::{self, TopologyError, event_subject, partition_of};
+
+/// How often the ingress checks that the event streams still exist once they do.
+const TOPOLOGY_CHECK: Duration = Duration::from_secs(10);
 
 /// Why an event was not stored. The text is for the logs; the sender gets a generic message.
 #[derive(Debug, thiserror::Error)]
@@ -118,29 +122,34 @@ impl Publisher {
     }
 
     /// Creates the stream at start-up and re-creates it if it disappears (a NATS server that
-    /// lost its storage), retrying until it succeeds. Runs until dropped.
+    /// lost its storage): retried with growing pauses until it exists, then checked again every
+    /// [`TOPOLOGY_CHECK`]. Runs until dropped.
     pub async fn keep_topology(self) {
-        let mut delay = Duration::from_millis(200);
         loop {
-            let ok = match topology::ensure_event_streams(&self.js, &self.topology).await {
-                Ok(()) => true,
-                Err(err) if err.is_mismatch() => {
-                    tracing::error!(error = %err, "event stream does not match the configuration");
-                    false
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "event stream not available yet");
-                    false
-                }
-            };
-            self.stream_ready.store(ok, Ordering::Relaxed);
-            delay = if ok {
-                Duration::from_secs(10)
-            } else {
-                (delay * 2).min(Duration::from_secs(5))
-            };
-            tokio::time::sleep(delay).await;
+            // No deadline, no cancellation and only transient failures: returns once it exists.
+            let _exists = retry(
+                Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+                Limits::default(),
+                |_| self.ensure_topology(),
+            )
+            .await;
+            tokio::time::sleep(TOPOLOGY_CHECK).await;
         }
+    }
+
+    /// One attempt of [`Publisher::keep_topology`]: the stream exists (now), or why not.
+    async fn ensure_topology(&self) -> Result<(), Failure<TopologyError>> {
+        let result = topology::ensure_event_streams(&self.js, &self.topology).await;
+        self.stream_ready.store(result.is_ok(), Ordering::Relaxed);
+        result.map_err(|err| {
+            if err.is_mismatch() {
+                tracing::error!(error = %err, "event stream does not match the configuration");
+            } else {
+                tracing::warn!(error = %err, "event stream not available yet");
+            }
+            // A mismatch may be corrected by an operator: keep trying, and stay unready.
+            Failure::Transient(err)
+        })
     }
 }
 

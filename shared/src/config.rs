@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 
 use crate::secret::{Secret, TokenSet};
 
@@ -116,20 +116,6 @@ pub struct TopologyArgs {
     pub duplicate_window: Duration,
 }
 
-impl Default for TopologyArgs {
-    fn default() -> Self {
-        Self {
-            stream_name: "YOURLOGIC_EVENTS".into(),
-            partitions: 64,
-            shards: 1,
-            stream_replicas: 1,
-            stream_max_age: Duration::from_secs(3600),
-            stream_max_bytes: 1 << 30,
-            duplicate_window: Duration::from_secs(120),
-        }
-    }
-}
-
 /// The record of answers (at-most-once answering); only the worker uses it, so only the worker
 /// has these settings.
 #[derive(Debug, Clone, Args)]
@@ -143,13 +129,13 @@ pub struct AnswersArgs {
     pub answers_max_bytes: i64,
 }
 
-impl Default for AnswersArgs {
-    fn default() -> Self {
-        Self {
-            answers_ttl: Duration::from_secs(120),
-            answers_max_bytes: 1 << 30,
-        }
-    }
+/// The settings `T` with the defaults its flags declare, whatever the environment says: the one
+/// source of defaults for configurations built in code (tests, embedding), so they cannot drift
+/// from what `--help`, the README and a deployment get. Fails only for a `T` with a required
+/// flag.
+pub fn flag_defaults<T: Args + FromArgMatches>() -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    T::from_arg_matches(&command.try_get_matches_from(["defaults"])?)
 }
 
 /// Parses durations such as `250ms`, `5s`, `10m`, `1h` (a bare number means seconds).
@@ -189,6 +175,19 @@ const MAX_DURATION_SECS: f64 = 30.0 * 24.0 * 3600.0;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_defaults_are_the_declared_defaults_and_fail_only_for_a_required_flag() {
+        let topology: TopologyArgs = flag_defaults().expect("defaults");
+        assert_eq!(topology.stream_name, "YOURLOGIC_EVENTS");
+        let answers: AnswersArgs = flag_defaults().expect("defaults");
+        assert_eq!(answers.answers_ttl, Duration::from_secs(120));
+        assert!(flag_defaults::<NatsArgs>().is_ok());
+        assert!(
+            flag_defaults::<TokenArgs>().is_err(),
+            "the token is required"
+        );
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -252,6 +252,7 @@ pub fn register(service: Service) {
                 "logic_error",
                 "callback_rejected",
                 "no_callback_url",
+                "unserialisable_answer",
                 "too_many_deliveries",
                 "callback_unreachable",
             ] {

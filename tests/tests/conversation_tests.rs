@@ -197,7 +197,7 @@ expect.message_contains = "Orders are delivered"
         "- expected a message containing \"Your parcel is on the moon\"",
         "- expected an escalation (NEEDS_HELP)",
         "MESSAGE    \"Orders are delivered within 3-5 working days.",
-        "ok    expects the right answer",
+        "ok    expects the right answer (1 check, ",
         "2 conversation tests, 2 answers checked: 1 passed, 1 failed",
     ] {
         ensure!(

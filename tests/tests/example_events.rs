@@ -91,8 +91,36 @@ fn there_is_a_documented_example_of_every_trigger_type() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn in_the_order_a_shell_glob_gives_the_examples_play_a_conversation_that_completes_last()
+-> Result<()> {
+    let kinds: Vec<String> = example_files()?
+        .iter()
+        .map(|file| {
+            let text = std::fs::read(file)?;
+            let event = shared::event::Event::from_json(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?;
+            Ok(event.trigger.kind.as_str().to_string())
+        })
+        .collect::<Result<_>>()?;
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("MESSAGE"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .rposition(|kind| kind == "CONVERSATION_COMPLETED"),
+        Some(kinds.len() - 1),
+        "{kinds:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_example_event_sent_with_saltedcx_sim_is_answered() -> Result<()> {
+async fn every_example_event_and_typed_messages_sent_with_saltedcx_sim_are_answered() -> Result<()>
+{
     let nats = NatsServer::start().await?;
     let sim_addr = format!("127.0.0.1:{}", free_port()?);
     let api_url = format!("http://{sim_addr}");
@@ -142,7 +170,7 @@ async fn every_example_event_sent_with_saltedcx_sim_is_answered() -> Result<()> 
         .find(|r| {
             r["file"]
                 .as_str()
-                .is_some_and(|f| f.ends_with("message-silent.json"))
+                .is_some_and(|f| f.ends_with("02-message-silent.json"))
         })
         .context("the silent example was sent")?;
     let escalates = silent["callback"]["actions"]
@@ -151,7 +179,7 @@ async fn every_example_event_sent_with_saltedcx_sim_is_answered() -> Result<()> 
     assert!(!escalates, "{silent}");
 
     // As text: the event, the outcome and the callback body.
-    let message = examples_dir().join("message.json");
+    let message = examples_dir().join("01-message.json");
     let output = send(
         &ingress_url,
         &sim_addr,
@@ -161,13 +189,52 @@ async fn every_example_event_sent_with_saltedcx_sim_is_answered() -> Result<()> 
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(
-        text.contains("message.json: MESSAGE in conversation 005ea483"),
+        text.contains("01-message.json: MESSAGE in conversation 005ea483"),
         "{text}"
     );
     assert!(
         text.contains("answered in ") && text.contains("\"requestId\": "),
         "{text}"
     );
+
+    // Typed messages: one new conversation, every message answered, the bot's words in the
+    // callbacks.
+    let output = send(
+        &ingress_url,
+        &sim_addr,
+        &[
+            "--json",
+            "--text",
+            "Where is my order?",
+            "--text",
+            "I need a human now",
+        ],
+    )
+    .await?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    let reports: Vec<Value> = printed
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| printed.to_string())?;
+    assert_eq!(reports.len(), 2, "{printed}");
+    assert_eq!(reports[0]["text"], "Where is my order?");
+    assert_eq!(reports[0]["conversation"], reports[1]["conversation"]);
+    for report in &reports {
+        assert_eq!(report["outcome"], "answered", "{report}");
+        assert_eq!(report["trigger"], "MESSAGE", "{report}");
+    }
+    let said = |report: &Value| {
+        report["callback"]["actions"]
+            .as_array()
+            .is_some_and(|actions| actions.iter().any(|a| a["type"] == "MESSAGE"))
+    };
+    assert!(said(&reports[0]), "{printed}");
+    let escalated = reports[1]["callback"]["actions"]
+        .as_array()
+        .is_some_and(|actions| actions.iter().any(|a| a["type"] == "NEEDS_HELP"));
+    assert!(escalated, "{printed}");
     Ok(())
 }
 

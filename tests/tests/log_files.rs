@@ -1,5 +1,6 @@
 //! Logs written to a file (as the scripts and container runtimes do) are plain text: colours
-//! only when standard error is a terminal.
+//! only when standard error is a terminal. The worker's first lines say which logic it answers
+//! with.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use testkit::NatsServer;
 use testkit::faults::binaries::BinaryProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_logs_written_to_a_file_contain_no_colour_codes() -> Result<()> {
+async fn service_logs_written_to_a_file_contain_no_colour_codes_and_name_the_workers_logic()
+-> Result<()> {
     let nats = NatsServer::start().await?;
     let url = nats.url();
     let env = [
@@ -30,5 +32,13 @@ async fn service_logs_written_to_a_file_contain_no_colour_codes() -> Result<()> 
             "{name}'s log file contains ANSI escape codes:\n{log:?}"
         );
     }
+    let log = worker.output();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("conversation logic loaded")
+                && line.contains("the built-in playbook")
+                && line.contains("knowledge entries")),
+        "the worker does not say which logic it loaded:\n{log}"
+    );
     Ok(())
 }

@@ -228,7 +228,7 @@ async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired
     // record says delivered, as after a worker crash between callback and acknowledgement).
     let store = shared::topology::ensure_answers_bucket(
         &nats.jetstream().await?,
-        &shared::config::AnswersArgs::default(),
+        &shared::config::flag_defaults::<shared::config::AnswersArgs>()?,
         1,
     )
     .await?;

@@ -89,7 +89,11 @@ async fn events_of_hundreds_of_thousands_of_turns_or_contacts_published_straight
 -> Result<()> {
     let nats = NatsServer::start().await?;
     let js = nats.jetstream().await?;
-    shared::topology::ensure_event_streams(&js, &shared::config::TopologyArgs::default()).await?;
+    shared::topology::ensure_event_streams(
+        &js,
+        &shared::config::flag_defaults::<shared::config::TopologyArgs>()?,
+    )
+    .await?;
     let fake = FakeSaltedCx::start(TOKEN).await?;
     let worker = worker_binary(&nats, &fake, &[]).await?;
     // One ordinary event first, so the worker has warmed up before its memory is measured.
@@ -171,7 +175,11 @@ async fn events_of_hundreds_of_thousands_of_turns_or_contacts_published_straight
 async fn a_far_future_deadline_in_a_header_is_worked_on_for_at_most_max_budget() -> Result<()> {
     let nats = NatsServer::start().await?;
     let js = nats.jetstream().await?;
-    shared::topology::ensure_event_streams(&js, &shared::config::TopologyArgs::default()).await?;
+    shared::topology::ensure_event_streams(
+        &js,
+        &shared::config::flag_defaults::<shared::config::TopologyArgs>()?,
+    )
+    .await?;
     let fake = FakeSaltedCx::start(TOKEN).await?;
     fake.set_behaviour(Behaviour::always(Reply::status(503)));
     let worker = worker_binary(

@@ -30,6 +30,8 @@ const INVOCATION_FLAGS: &[(&str, &str, &str)] = &[
     ("worker", "dead-letters purge", "yes"),
     ("worker", "dead-letters purge", "json"),
     ("saltedcx-sim", "send", "json"),
+    ("saltedcx-sim", "send", "text"),
+    ("saltedcx-sim", "send", "language"),
 ];
 
 /// One flag of a binary.

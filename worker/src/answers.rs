@@ -50,8 +50,23 @@ pub struct Answers {
 
 /// The bucket could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("answers record unavailable: {0}")]
-pub struct AnswersError(String);
+pub enum AnswersError {
+    /// NATS did not answer, or refused the operation.
+    #[error("answers record unavailable: {0}")]
+    Unavailable(#[source] async_nats::Error),
+    /// A stored record is not one this worker can read, or a record cannot be written as JSON.
+    #[error("answers record not readable or writable as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Other processings of the event kept changing its start record between a read and a
+    /// write.
+    #[error("answers record unavailable: the start record kept changing")]
+    Contended,
+}
+
+/// [`AnswersError::Unavailable`] from any NATS error.
+fn unavailable(error: impl Into<async_nats::Error>) -> AnswersError {
+    AnswersError::Unavailable(error.into())
+}
 
 impl Answers {
     /// Wraps the KV store; `client` is the connection it belongs to.
@@ -70,7 +85,7 @@ impl Answers {
         {
             Ok(message) => message,
             Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(err) => return Err(AnswersError(err.to_string())),
+            Err(err) => return Err(unavailable(err)),
         };
         // A deleted or purged key reads as absent (records are never deleted, but be exact).
         let removed = message
@@ -80,9 +95,7 @@ impl Answers {
         if removed {
             return Ok(None);
         }
-        serde_json::from_slice(&message.payload)
-            .map(Some)
-            .map_err(|e| AnswersError(format!("corrupt record: {e}")))
+        Ok(Some(serde_json::from_slice(&message.payload)?))
     }
 
     /// Whether the record of `request_id` says its answer was delivered, from one look-up of at
@@ -99,7 +112,7 @@ impl Answers {
     /// returned instead. Safe to retry after a timeout: a claim that was stored although its
     /// acknowledgement was lost is found and returned as taken (with this very record).
     pub async fn claim(&self, request_id: Uuid, record: &Record) -> Result<Claim, AnswersError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| AnswersError(e.to_string()))?;
+        let bytes = serde_json::to_vec(record)?;
         // Revision 0: the write succeeds only if the key does not exist yet.
         let created = self
             .store
@@ -109,7 +122,7 @@ impl Answers {
             Ok(_) => Ok(Claim::Won),
             Err(err) => match self.get(request_id).await? {
                 Some(existing) => Ok(Claim::Taken(existing)),
-                None => Err(AnswersError(format!("claim failed: {err}"))),
+                None => Err(unavailable(err)),
             },
         }
     }
@@ -128,7 +141,7 @@ impl Answers {
                 .store
                 .entry(key.clone())
                 .await
-                .map_err(|e| AnswersError(e.to_string()))?
+                .map_err(unavailable)?
                 .filter(|entry| entry.operation == kv::Operation::Put);
             let mut started = current
                 .as_ref()
@@ -145,7 +158,7 @@ impl Answers {
                 return Ok(before);
             }
         }
-        Err(AnswersError("the start record kept changing".into()))
+        Err(AnswersError::Contended)
     }
 
     /// Sends `record` for `request_id` to the bucket, replacing any record, without waiting for
@@ -157,12 +170,12 @@ impl Answers {
         request_id: Uuid,
         record: &Record,
     ) -> Result<(), AnswersError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| AnswersError(e.to_string()))?;
+        let bytes = serde_json::to_vec(record)?;
         let prefix = self.store.put_prefix.as_ref().unwrap_or(&self.store.prefix);
         self.client
             .publish(format!("{prefix}{request_id}"), Bytes::from(bytes))
             .await
-            .map_err(|e| AnswersError(e.to_string()))
+            .map_err(unavailable)
     }
 }
 

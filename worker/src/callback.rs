@@ -57,6 +57,9 @@ pub enum DeliveryError {
     /// The callback URL cannot be built from this event.
     #[error("cannot build the callback URL: {0}")]
     NoUrl(String),
+    /// The answer cannot be written as JSON (a logic's custom data that serde cannot write).
+    #[error("the answer cannot be written as JSON: {0}")]
+    Unserialisable(#[source] serde_json::Error),
 }
 
 /// Pauses between attempts: about 25 ms, 50 ms, 100 ms, ... at most 800 ms.
@@ -128,7 +131,7 @@ impl Deliverer {
         let url = self.url(target)?;
         let body = serde_json::to_vec(answer)
             .map(Bytes::from)
-            .map_err(|e| DeliveryError::NoUrl(format!("answer does not serialise: {e}")))?;
+            .map_err(DeliveryError::Unserialisable)?;
         let cutoff = self.cutoff(deadline);
         let left = shared::deadline::remaining(cutoff, Utc::now());
         if left.is_zero() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::{
-    AnswersArgs, LogArgs, LogFormat, NatsArgs, TokenArgs, TopologyArgs, parse_duration,
+    AnswersArgs, LogArgs, NatsArgs, TokenArgs, TopologyArgs, flag_defaults, parse_duration,
 };
 use shared::otel::TracesArgs;
 
@@ -331,71 +331,33 @@ pub struct GenerativeArgs {
     pub link_hosts: Vec<String>,
 }
 
-impl Default for GenerativeArgs {
-    fn default() -> Self {
-        Self {
-            url: None,
-            model: None,
-            api_key: None,
-            api_key_header: KeyHeader::Authorization,
-            system_prompt: None,
-            system_prompt_file: None,
-            documents: Vec::new(),
-            answers: AnswerScope::All,
-            timeout: Duration::from_secs(8),
-            max_tokens: 300,
-            temperature: 0.2,
-            max_reply_chars: 700,
-            passages: 4,
-            history: 12,
-            escalation_tool: true,
-            redact_pii: true,
-            link_hosts: Vec::new(),
-        }
-    }
-}
-
 impl Config {
-    /// A configuration for tests and embedding.
+    /// A configuration for tests and embedding: NATS at `nats_url` (no authentication), the
+    /// Salted CX token(s), the callback base URL and the health listener; every other setting
+    /// has the default its flag declares (the environment is not read).
     pub fn new(
         nats_url: &str,
         tokens: &str,
         api_url: &str,
         addr: SocketAddr,
     ) -> Result<Self, String> {
+        let defaults = |err: clap::Error| format!("the settings' defaults do not parse: {err}");
         Ok(Self {
-            nats: NatsArgs::plain(nats_url),
+            nats: NatsArgs {
+                nats_url: nats_url.to_string(),
+                ..flag_defaults().map_err(defaults)?
+            },
             token: TokenArgs {
                 saltedcx_token: tokens.parse()?,
             },
-            log: LogArgs {
-                log_format: LogFormat::Text,
-            },
-            traces: TracesArgs::off(),
-            topology: TopologyArgs::default(),
-            answers: AnswersArgs::default(),
+            log: flag_defaults().map_err(defaults)?,
+            traces: flag_defaults().map_err(defaults)?,
+            topology: flag_defaults().map_err(defaults)?,
+            answers: flag_defaults().map_err(defaults)?,
             worker: WorkerArgs {
                 addr,
                 api_url: api_url.to_string(),
-                logic: LogicKind::Playbook,
-                playbook: None,
-                bot_agent_ids: Vec::new(),
-                reply_language: ReplyLanguage::Customer,
-                logic_url: None,
-                logic_timeout: Duration::from_secs(2),
-                ack_wait: Duration::from_secs(2),
-                in_flight_per_partition: 256,
-                max_held_bytes: 64 << 20,
-                max_held_per_conversation: 32,
-                deadline_margin: Duration::from_millis(250),
-                callback_timeout: Duration::from_secs(5),
-                callback_max_attempts: 30,
-                max_deliveries: 5,
-                shutdown_timeout: Duration::from_secs(20),
-                queue_stats_interval: Duration::from_secs(5),
-                max_body_bytes: 1 << 20,
-                max_budget: Duration::from_secs(60),
-                generative: GenerativeArgs::default(),
+                ..flag_defaults().map_err(defaults)?
             },
         })
     }
@@ -410,4 +372,43 @@ fn parse_ack_wait(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    #[test]
+    fn a_configuration_built_in_code_is_the_command_line_with_the_same_settings() {
+        let embedded = Config::new(
+            "nats://10.0.0.1:4222",
+            "token-a,token-b",
+            "http://127.0.0.1:8088",
+            "127.0.0.1:0".parse().expect("address"),
+        )
+        .expect("configuration");
+        // The command line with the same settings, the environment ignored.
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from([
+                "worker",
+                "--nats-url",
+                "nats://10.0.0.1:4222",
+                "--saltedcx-token",
+                "token-a,token-b",
+                "--api-url",
+                "http://127.0.0.1:8088",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .expect("valid arguments");
+        let parsed = Cli::from_arg_matches(&matches)
+            .expect("valid arguments")
+            .config;
+        // Every field (secrets print as `***`, alike): `Config::new` sets nothing but these and
+        // takes every other value from the flags' own defaults.
+        assert_eq!(format!("{embedded:?}"), format!("{parsed:?}"));
+    }
 }

@@ -25,6 +25,8 @@ pub enum Reason {
     CallbackRejected,
     /// The callback URL cannot be built.
     NoCallbackUrl,
+    /// The answer cannot be written as JSON.
+    UnserialisableAnswer,
     /// Every allowed callback attempt failed (unreachable or failing Salted CX host).
     CallbackUnreachable,
     /// Delivered too many times (probably crashes workers).
@@ -40,6 +42,7 @@ impl Reason {
             Reason::LogicError => "logic_error",
             Reason::CallbackRejected => "callback_rejected",
             Reason::NoCallbackUrl => "no_callback_url",
+            Reason::UnserialisableAnswer => "unserialisable_answer",
             Reason::CallbackUnreachable => "callback_unreachable",
             Reason::TooManyDeliveries => "too_many_deliveries",
         }
@@ -58,7 +61,7 @@ impl Reason {
 /// The dead letter could not be stored (NATS unavailable); the event is tried again.
 #[derive(Debug, thiserror::Error)]
 #[error("dead letter not stored: {0}")]
-pub struct DeadLetterError(#[from] async_nats::Error);
+pub struct StoreError(#[from] async_nats::Error);
 
 /// Stores `payload` with its original headers plus the error in the dead-letter stream and waits
 /// for JetStream to confirm (the original is acknowledged only after that).
@@ -69,7 +72,7 @@ pub async fn store(
     payload: Bytes,
     reason: Reason,
     error: &str,
-) -> Result<(), DeadLetterError> {
+) -> Result<(), StoreError> {
     let mut headers = HeaderMap::new();
     if let Some(original) = original {
         for (name, values) in original.iter() {
@@ -88,8 +91,8 @@ pub async fn store(
     let ack = js
         .publish_with_headers(dead_letter_subject(partition), headers, payload)
         .await
-        .map_err(|e| DeadLetterError(e.into()))?;
-    ack.await.map_err(|e| DeadLetterError(e.into()))?;
+        .map_err(|e| StoreError(e.into()))?;
+    ack.await.map_err(|e| StoreError(e.into()))?;
     metrics::counter!(names::DEAD_LETTERS, "reason" => reason.as_str()).increment(1);
     Ok(())
 }

@@ -10,7 +10,6 @@ pub mod assignment;
 pub mod callback;
 pub mod config;
 pub mod deadletter;
-pub mod decision;
 pub mod intake;
 pub mod logic;
 pub mod membership;
@@ -62,14 +61,56 @@ pub fn logic_from_config(config: &Config) -> Result<Arc<dyn Logic>, StartError> 
 /// [`logic_from_config`] from the worker settings alone (for commands that need no token and
 /// no NATS, such as `worker decide`).
 pub fn logic_from_settings(worker: &config::WorkerArgs) -> Result<Arc<dyn Logic>, StartError> {
+    load_logic(worker).map(|loaded| loaded.logic)
+}
+
+/// A logic built from the settings, and what it is.
+pub struct LoadedLogic {
+    pub logic: Arc<dyn Logic>,
+    /// One line for the start-up log: which logic and, for the playbook-based ones, which
+    /// playbook (the file, or the built-in one) with a summary of what it holds. URLs are shown
+    /// without credentials.
+    pub description: String,
+}
+
+/// [`logic_from_settings`], with the description the service logs when it starts.
+pub fn load_logic(worker: &config::WorkerArgs) -> Result<LoadedLogic, StartError> {
+    let playbook = || match &worker.playbook {
+        Some(path) => format!("playbook {}", path.display()),
+        None => "the built-in playbook (worker/playbooks/default.toml)".to_string(),
+    };
+    let setup = |err: logic::setup::SetupError| StartError::Logic(err.to_string());
     match worker.logic {
-        LogicKind::Playbook => logic::setup::playbook_logic(worker)
-            .map(|logic| Arc::new(logic) as Arc<dyn Logic>)
-            .map_err(|err| StartError::Logic(err.to_string())),
-        LogicKind::Generative => logic::setup::generative_logic(worker)
-            .map(|logic| Arc::new(logic) as Arc<dyn Logic>)
-            .map_err(|err| StartError::Logic(err.to_string())),
-        LogicKind::Echo => Ok(Arc::new(logic::echo::EchoLogic)),
+        LogicKind::Playbook => {
+            let logic = logic::setup::playbook_logic(worker).map_err(setup)?;
+            let description = format!("{}: {}", playbook(), logic.playbook().summary());
+            Ok(LoadedLogic {
+                logic: Arc::new(logic),
+                description,
+            })
+        }
+        LogicKind::Generative => {
+            let logic = logic::setup::generative_logic(worker).map_err(setup)?;
+            let generative = &worker.generative;
+            let answers = match generative.answers {
+                logic::generative::AnswerScope::All => "every message at the auto-answer step",
+                logic::generative::AnswerScope::Unmatched => "the messages it does not understand",
+            };
+            let description = format!(
+                "{} with the generative step: model {} at {} answers {answers}",
+                playbook(),
+                generative.model.as_deref().unwrap_or_default(),
+                shared::secret::redact_url(generative.url.as_deref().unwrap_or_default()),
+            );
+            Ok(LoadedLogic {
+                logic: Arc::new(logic),
+                description,
+            })
+        }
+        LogicKind::Echo => Ok(LoadedLogic {
+            logic: Arc::new(logic::echo::EchoLogic),
+            description: "echo: every customer message is sent back".into(),
+        }),
         LogicKind::Http => {
             let url = worker.logic_url.as_deref().ok_or_else(|| {
                 StartError::Logic(
@@ -82,7 +123,14 @@ pub fn logic_from_settings(worker: &config::WorkerArgs) -> Result<Arc<dyn Logic>
             let logic = logic::http::HttpLogic::new(url, worker.logic_timeout)
                 .map_err(|err| StartError::Logic(err.to_string()))?
                 .with_margin(margin);
-            Ok(Arc::new(logic))
+            Ok(LoadedLogic {
+                logic: Arc::new(logic),
+                description: format!(
+                    "the HTTP delegate at {} (at most {:?} per event)",
+                    shared::secret::redact_url(url),
+                    worker.logic_timeout
+                ),
+            })
         }
     }
 }

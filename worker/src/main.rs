@@ -30,8 +30,11 @@ async fn main() -> ExitCode {
     // Every connection is a file: the soft limit (often 1024) would cap them long before the
     // hard limit does.
     shared::server::files::raise_open_files_limit();
-    let started = match worker::logic_from_config(&cli.config) {
-        Ok(logic) => worker::Worker::build(cli.config, logic).await,
+    let started = match worker::load_logic(&cli.config.worker) {
+        Ok(loaded) => {
+            tracing::info!(logic = %loaded.description, "conversation logic loaded");
+            worker::Worker::build(cli.config, loaded.logic).await
+        }
         Err(err) => Err(err),
     };
     let code = match shared::service::started("worker", started) {

@@ -59,7 +59,7 @@ fn the_built_in_playbook_answers_every_example_event() {
             "{}",
             file.display()
         );
-        if file.ends_with("message-silent.json") {
+        if file.ends_with("02-message-silent.json") {
             assert!(
                 !answer
                     .reply
@@ -76,7 +76,7 @@ fn the_built_in_playbook_answers_every_example_event() {
 
 #[test]
 fn the_configured_logic_decides_and_the_output_is_the_callback_body() {
-    let file = examples().join("message.json");
+    let file = examples().join("01-message.json");
     let output = decide(&file, &[("LOGIC", "echo")]);
     let body: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     assert_eq!(
@@ -112,7 +112,7 @@ fn a_bad_event_file_is_refused_with_what_is_wrong() {
 
     let no_id = dir.path().join("no-id.json");
     let mut event: Value =
-        serde_json::from_slice(&std::fs::read(examples().join("file.json")).expect("example"))
+        serde_json::from_slice(&std::fs::read(examples().join("03-file.json")).expect("example"))
             .expect("JSON");
     event.as_object_mut().expect("object").remove("requestId");
     std::fs::write(&no_id, event.to_string()).expect("write");
@@ -123,7 +123,7 @@ fn a_bad_event_file_is_refused_with_what_is_wrong() {
 
 #[test]
 fn bad_logic_settings_and_a_failing_logic_are_reported() {
-    let file = examples().join("message.json");
+    let file = examples().join("01-message.json");
     let output = decide(&file, &[("PLAYBOOK", "/nonexistent/playbook.toml")]);
     assert!(!output.status.success());
     let error = stderr(&output);

@@ -161,3 +161,39 @@ fn the_kubernetes_playbook_is_a_valid_copy_of_the_built_in_one() {
         "deploy/k8s/base/playbook.toml differs from worker/playbooks/default.toml"
     );
 }
+
+#[test]
+fn the_start_up_description_names_the_logic_and_the_playbook_without_credentials() {
+    let builtin = worker::load_logic(&config(&[]).worker).expect("the built-in playbook");
+    assert!(
+        builtin.description.starts_with("the built-in playbook")
+            && builtin.description.contains("knowledge entries"),
+        "{}",
+        builtin.description
+    );
+    let file = playbook_file(worker::logic::playbook::DEFAULT_PLAYBOOK);
+    let yours = worker::load_logic(&config(&["--playbook", file.as_str()]).worker)
+        .expect("a valid playbook");
+    assert!(
+        yours
+            .description
+            .starts_with(&format!("playbook {}: ", file.as_str())),
+        "{}",
+        yours.description
+    );
+    let delegate = worker::load_logic(
+        &config(&[
+            "--logic",
+            "http",
+            "--logic-url",
+            "http://user:s3cret@logic.local/decide",
+        ])
+        .worker,
+    )
+    .expect("the delegate");
+    assert!(
+        delegate.description.contains("logic.local") && !delegate.description.contains("s3cret"),
+        "{}",
+        delegate.description
+    );
+}

@@ -210,7 +210,11 @@ mod tests {
 
     #[test]
     fn without_an_endpoint_no_exporter_is_built() {
-        let built = Traces::build(&TracesArgs::off(), "ingress").expect("no error");
+        let built = Traces::build(
+            &crate::config::flag_defaults::<TracesArgs>().expect("defaults"),
+            "ingress",
+        )
+        .expect("no error");
         assert!(built.is_none());
     }
 }

@@ -55,18 +55,6 @@ pub enum SamplerKind {
 }
 
 impl TracesArgs {
-    /// Tracing off (tests, embedding).
-    pub fn off() -> Self {
-        Self {
-            otel_exporter_otlp_endpoint: None,
-            otel_exporter_otlp_traces_endpoint: None,
-            otel_exporter_otlp_headers: None,
-            otel_service_name: None,
-            otel_traces_sampler: SamplerKind::ParentbasedAlwaysOn,
-            otel_traces_sampler_arg: 1.0,
-        }
-    }
-
     /// The URL spans are sent to, `None` when tracing is off.
     /// (An empty value counts as unset, as the OpenTelemetry specification asks.)
     pub fn traces_url(&self) -> Option<String> {
@@ -190,7 +178,7 @@ mod tests {
 
     #[test]
     fn the_traces_url_is_the_base_with_the_signal_path_unless_given_in_full() {
-        let mut args = TracesArgs::off();
+        let mut args: TracesArgs = crate::config::flag_defaults().expect("defaults");
         assert_eq!(args.traces_url(), None);
         args.otel_exporter_otlp_endpoint = Some(String::new());
         assert_eq!(args.traces_url(), None, "empty means unset");

@@ -143,7 +143,7 @@ mod tests {
         Layout::new(&TopologyArgs {
             partitions,
             shards,
-            ..TopologyArgs::default()
+            ..crate::config::flag_defaults().expect("defaults")
         })
     }
 

@@ -204,7 +204,7 @@ mod tests {
             partitions: 8,
             shards: 2,
             stream_max_bytes: 1000,
-            ..TopologyArgs::default()
+            ..crate::config::flag_defaults().expect("defaults")
         };
         let config = stream_config(&args, 1);
         assert_eq!(config.name, "YOURLOGIC_EVENTS_1");

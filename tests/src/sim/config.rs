@@ -31,7 +31,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Only serve the callback API and print every callback (for hand-made events).
     Serve(ServeArgs),
-    /// Send event files (e.g. examples/events/*.json) like Salted CX and print each callback.
+    /// Send event files (e.g. examples/events/*.json), or customer messages (--text "..."),
+    /// like Salted CX and print each callback.
     ///
     /// Each event gets a fresh requestId, `time` now and `expires` one budget later; they go one
     /// after the other (the next once the previous was answered or expired). Serves the callback
@@ -161,7 +162,7 @@ pub struct LoadArgs {
     #[arg(long, env = "SIM_PROGRESS", default_value = "1s", value_parser = parse_duration)]
     pub progress: Duration,
     /// The workers' metrics URLs (comma-separated, e.g.
-    /// `http://127.0.0.1:9091/metrics,http://127.0.0.1:9092/metrics`): events the workers
+    /// `http://127.0.0.1:9090/metrics,http://127.0.0.1:9092/metrics`): events the workers
     /// counted as expired are then told apart from lost ones.
     #[arg(long, env = "SIM_WORKER_METRICS", value_delimiter = ',')]
     pub worker_metrics: Vec<String>,
@@ -279,8 +280,22 @@ pub struct SendArgs {
     /// Print one JSON object per event (file, outcome, latency, callback) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A customer message to send instead of files; repeat it for several: they go one after
+    /// the other as one new conversation, each event carrying the conversation so far (the
+    /// earlier messages, the bot's answers, the custom data it stored), as Salted CX sends it.
+    #[arg(
+        long = "text",
+        value_name = "MESSAGE",
+        conflicts_with = "files",
+        required_unless_present = "files"
+    )]
+    pub texts: Vec<String>,
+    /// With --text: the customer's language (`languageCustomer`, e.g. `es`): the playbook
+    /// answers in it when it has it.
+    #[arg(long, value_name = "LANG", default_value = "en", requires = "texts")]
+    pub language: String,
     /// The event files (JSON), sent in this order.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(value_name = "FILE", required_unless_present = "texts")]
     pub files: Vec<PathBuf>,
 }
 

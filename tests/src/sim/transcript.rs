@@ -23,6 +23,11 @@ pub fn human(duration: Duration) -> String {
     }
 }
 
+/// `n` and the noun for it: `1 check`, `3 checks` (`one` and `many` are the two forms).
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// What happened in a step, from the participants' point of view.
 fn describe(step: &Step, agent: Option<&str>) -> String {
     let agent = agent.unwrap_or("agent");
@@ -178,6 +183,13 @@ mod tests {
         assert_eq!(human(Duration::from_micros(12_345)), "12.3 ms");
         assert_eq!(human(Duration::from_millis(2100)), "2.10 s");
         assert_eq!(human(Duration::from_secs(15)), "15 s");
+    }
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(1, "check", "checks"), "1 check");
+        assert_eq!(count(0, "check", "checks"), "0 checks");
+        assert_eq!(count(2, "answer", "answers"), "2 answers");
     }
 
     #[test]

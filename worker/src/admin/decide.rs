@@ -12,6 +12,7 @@ use shared::event::{Event, EventError};
 
 use crate::config::WorkerArgs;
 use crate::logic::Context;
+use crate::logic::guarded::{self, LogicFailure};
 
 /// The budget when the event has no usable `time` (Salted CX's usual one).
 const DEFAULT_BUDGET: Duration = Duration::from_secs(15);
@@ -38,7 +39,7 @@ pub enum DecideError {
         "{0}\n(the worker would dead-letter this event as logic_error and answer with the fallback: \
          a note for the agents and NEEDS_HELP, nothing for a silent trigger)"
     )]
-    Logic(#[source] crate::decision::DecideError),
+    Logic(#[source] LogicFailure),
 }
 
 /// Reads `path`, runs the logic chosen by `settings` on it and returns the answer.
@@ -59,7 +60,7 @@ pub async fn decide(settings: &WorkerArgs, path: &Path) -> Result<Answer, Decide
     let now = Utc::now();
     let context = Context::new(now + budget, now, 1, raw.into());
     let event = Arc::new(event);
-    let reply = crate::decision::run(logic, Arc::clone(&event), context, budget)
+    let reply = guarded::run(logic, Arc::clone(&event), context, budget)
         .await
         .map_err(DecideError::Logic)?;
     Ok(Answer::new(event.request_id, reply))

@@ -17,6 +17,7 @@ pub mod body;
 pub mod echo;
 pub mod engagements;
 pub mod generative;
+pub mod guarded;
 pub mod http;
 pub mod playbook;
 pub mod setup;

@@ -53,9 +53,9 @@ impl Processor {
             DeliveryError::Rejected { .. } => Reason::CallbackRejected,
             DeliveryError::Unreachable { .. } => Reason::CallbackUnreachable,
             DeliveryError::NoUrl(_) => Reason::NoCallbackUrl,
+            DeliveryError::Unserialisable(_) => Reason::UnserialisableAnswer,
         };
-        self.dead_letter(job.partition, job.message, reason, &error, job.trigger())
-            .await
+        self.dead_letter(job, reason, &error).await
     }
 
     /// Marks a recorded answer as delivered, so a redelivery does not send it again. Not

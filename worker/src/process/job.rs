@@ -1,6 +1,8 @@
 //! Stages 1 and 2: reading a delivery (envelope and delivery count) and deciding whether it is
 //! still to be answered.
 
+use std::ops::ControlFlow;
+
 use async_nats::jetstream;
 use chrono::Utc;
 use shared::envelope::{Envelope, EnvelopeError};
@@ -66,11 +68,6 @@ impl<'m> Job<'m> {
     pub fn trigger(&self) -> &str {
         &self.envelope.trigger
     }
-
-    /// The error recorded for an event delivered too often.
-    pub fn exhausted_error(&self) -> String {
-        format!("delivered {} times without being finished", self.delivery)
-    }
 }
 
 impl Processor {
@@ -90,7 +87,7 @@ impl Processor {
             .until_cutoff(job, || self.answers.record_start(id, delivery))
             .await
         {
-            Ok(before) => {
+            ControlFlow::Continue(before) => {
                 tracing::debug!(
                     delivery,
                     starts_before = before,
@@ -100,24 +97,16 @@ impl Processor {
                     exhausted: before + 1 > self.max_starts(),
                 }
             }
-            Err(outcome) => Triage::Finished(outcome),
+            ControlFlow::Break(outcome) => Triage::Finished(outcome),
         }
     }
 
     /// The deadline passed while the event was queued.
     async fn too_late(&self, job: &Job<'_>) -> Outcome {
         if job.delivery > self.max_deliveries {
-            // Probably a poison event: kept as a dead letter, counted as failed.
-            let stored = self
-                .dead_letter(
-                    job.partition,
-                    job.message,
-                    Reason::TooManyDeliveries,
-                    &job.exhausted_error(),
-                    job.trigger(),
-                )
-                .await;
-            return match stored {
+            // Probably a poison event: kept as a dead letter, counted as failed (no fallback
+            // answer follows: its deadline passed).
+            return match self.dead_letter_exhausted(job).await {
                 Outcome::Failed => count(job.trigger(), Outcome::Failed),
                 other => other,
             };
@@ -136,6 +125,15 @@ impl Processor {
         }
         tracing::info!(deadline = %job.envelope.deadline, "deadline passed while queued; not answered");
         count(job.trigger(), Outcome::Expired)
+    }
+
+    /// Dead-letters an event delivered too often (it probably crashes workers) without reading
+    /// or deciding it again: `Failed`, not counted yet (the caller counts it, after the fallback
+    /// answer when one follows), or `Retry` when the dead letter could not be stored.
+    pub(super) async fn dead_letter_exhausted(&self, job: &Job<'_>) -> Outcome {
+        let error = format!("delivered {} times without being finished", job.delivery);
+        self.dead_letter(job, Reason::TooManyDeliveries, &error)
+            .await
     }
 
     fn max_starts(&self) -> u64 {

@@ -8,21 +8,22 @@
 //!    without being parsed or decided again;
 //! 3. **plan** ([`plan`]): a redelivery looks up the answer record (a delivered answer is not
 //!    sent again, a recorded one is re-sent as is); otherwise the event is read with the
-//!    ingress's own checks ([`read`]) and the logic decides ([`decide`]: bounded by the deadline, panics caught; a failure is dead-lettered
-//!    and answered with the fallback); the answer is claimed in the record unless a
-//!    deterministic logic decided it on a first delivery;
+//!    ingress's own checks ([`read`]) and the logic decides ([`reply`]: bounded by the deadline,
+//!    panics caught; a failure is dead-lettered and answered with the fallback); the answer is
+//!    claimed in the record unless a deterministic logic decided it on a first delivery;
 //! 4. **deliver** ([`deliver`]): the callback before the deadline, then the outcome is counted.
 //!
 //! Acknowledging is the caller's job (the intake), once the outcome is final: answer delivered,
 //! dead letter stored, or deadline passed. [`Outcome::Retry`] means NATS was unavailable and the
 //! event must be tried again; nothing else leads to a second processing.
 
-mod decide;
 mod deliver;
 mod job;
 mod plan;
 pub mod read;
+mod reply;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ impl Processor {
             Ok(job) => job,
             Err(err) => {
                 return self
-                    .dead_letter(partition, message, Reason::BadEnvelope, &err, "")
+                    .store_dead_letter(partition, message, Reason::BadEnvelope, &err, "")
                     .instrument(tracing::info_span!("event", partition))
                     .await;
             }
@@ -113,15 +114,26 @@ impl Processor {
             Triage::Proceed { exhausted } => exhausted,
         };
         let plan = match self.plan(job, exhausted).await {
-            Ok(plan) => plan,
-            Err(outcome) => return outcome,
+            ControlFlow::Continue(plan) => plan,
+            ControlFlow::Break(outcome) => return outcome,
         };
         self.deliver(job, plan).await
     }
 
+    /// Stores the event of `job` in the dead-letter stream (see [`Self::store_dead_letter`]).
+    async fn dead_letter(
+        &self,
+        job: &Job<'_>,
+        reason: Reason,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> Outcome {
+        self.store_dead_letter(job.partition, job.message, reason, error, job.trigger())
+            .await
+    }
+
     /// Stores the event in the dead-letter stream. The outcome is `Failed` (counted here unless
     /// a fallback answer follows), or `Retry` if the dead letter could not be stored.
-    async fn dead_letter(
+    async fn store_dead_letter(
         &self,
         partition: u16,
         message: &jetstream::Message,

@@ -1,7 +1,11 @@
 //! Stage 3: which answer to send. A redelivery first looks at the answer record; otherwise the
 //! event is parsed and decided (or, delivered too often, given the fallback), and the answer is
 //! claimed in the record unless a deterministic logic decided it on a first delivery.
+//!
+//! Each step either goes on or ends the event's processing early with its final outcome
+//! (already answered, expired, or to be tried again): [`ControlFlow::Break`].
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -9,9 +13,9 @@ use shared::answer::{Answer, Reply};
 use shared::retry::{Backoff, Failure, Limits, retry};
 use shared::telemetry::names;
 
-use super::decide::{FallbackCause, fallback_reply};
 use super::job::Job;
 use super::read::read_event;
+use super::reply::{FallbackCause, fallback_reply};
 use super::{Outcome, Processor, count};
 use crate::answers::{AnswersError, Claim, Record};
 use crate::deadletter::Reason;
@@ -28,8 +32,18 @@ pub(super) struct Plan {
     pub account_id: Option<String>,
 }
 
+/// A reply decided for an event, before it is recorded.
+struct Decided {
+    reply: Reply,
+    /// `answered` or `silent`, or `failed` for a fallback.
+    outcome: Outcome,
+    /// The account read from the body (see [`Plan::account_id`]).
+    account_id: Option<String>,
+}
+
 impl Processor {
-    pub(super) async fn plan(&self, job: &Job<'_>, exhausted: bool) -> Result<Plan, Outcome> {
+    /// The answer to send, or the final outcome without one.
+    pub(super) async fn plan(&self, job: &Job<'_>, exhausted: bool) -> ControlFlow<Outcome, Plan> {
         // At most one answer per requestId, whatever happened before. On a first delivery there
         // can be no record: JetStream de-duplicates a requestId for as long as records live.
         if !job.first_delivery {
@@ -37,11 +51,11 @@ impl Processor {
                 Some(Record::Delivered { .. }) => {
                     metrics::counter!(names::ALREADY_ANSWERED).increment(1);
                     tracing::info!("already answered; acknowledging without a second callback");
-                    return Err(Outcome::AlreadyAnswered);
+                    return ControlFlow::Break(Outcome::AlreadyAnswered);
                 }
                 Some(Record::Pending { answer }) => {
                     tracing::info!("answer computed before a redelivery; sending the same answer");
-                    return Ok(Plan {
+                    return ControlFlow::Continue(Plan {
                         outcome: answered_outcome(&answer.reply),
                         answer,
                         recorded: true,
@@ -51,34 +65,28 @@ impl Processor {
                 None => {}
             }
         }
-        let (reply, outcome, account_id) = if exhausted {
-            let stored = self
-                .dead_letter(
-                    job.partition,
-                    job.message,
-                    Reason::TooManyDeliveries,
-                    &job.exhausted_error(),
-                    job.trigger(),
-                )
-                .await;
-            if stored == Outcome::Retry {
-                return Err(Outcome::Retry);
+        let decided = if exhausted {
+            stored(self.dead_letter_exhausted(job).await)?;
+            Decided {
+                reply: fallback_reply(job.envelope.silent, FallbackCause::TriedTooOften),
+                outcome: Outcome::Failed,
+                account_id: None,
             }
-            (
-                fallback_reply(job.envelope.silent, FallbackCause::TriedTooOften),
-                Outcome::Failed,
-                None,
-            )
         } else {
             self.decided(job).await?
         };
+        let Decided {
+            reply,
+            outcome,
+            account_id,
+        } = decided;
         let answer = Answer::new(job.envelope.request_id, reply);
         // A deterministic logic's first decision needs no record: any other processing of this
         // event decides the same answer. (A fallback is not a decision of the logic: recorded.)
         let deterministic =
             job.first_delivery && outcome != Outcome::Failed && self.logic.deterministic();
         if deterministic {
-            return Ok(Plan {
+            return ControlFlow::Continue(Plan {
                 answer,
                 outcome,
                 recorded: false,
@@ -86,7 +94,7 @@ impl Processor {
             });
         }
         match self.claim(job, &answer).await? {
-            Claim::Won => Ok(Plan {
+            Claim::Won => ControlFlow::Continue(Plan {
                 answer,
                 outcome,
                 recorded: true,
@@ -96,7 +104,7 @@ impl Processor {
             // recorded its answer first: send that one, never a second one.
             Claim::Taken(Record::Pending { answer }) => {
                 tracing::info!("another processing recorded an answer first; sending it");
-                Ok(Plan {
+                ControlFlow::Continue(Plan {
                     outcome: answered_outcome(&answer.reply),
                     answer,
                     recorded: true,
@@ -106,13 +114,13 @@ impl Processor {
             Claim::Taken(Record::Delivered { .. }) => {
                 metrics::counter!(names::ALREADY_ANSWERED).increment(1);
                 tracing::info!("answered meanwhile by another processing; no callback");
-                Err(Outcome::AlreadyAnswered)
+                ControlFlow::Break(Outcome::AlreadyAnswered)
             }
         }
     }
 
     /// Reads the event and runs the logic; a failure is dead-lettered and gets the fallback.
-    async fn decided(&self, job: &Job<'_>) -> Result<(Reply, Outcome, Option<String>), Outcome> {
+    async fn decided(&self, job: &Job<'_>) -> ControlFlow<Outcome, Decided> {
         let event = match read_event(&job.message.payload, &job.envelope, &self.limits) {
             Ok((event, dropped)) => {
                 if !dropped.is_empty() {
@@ -126,55 +134,40 @@ impl Processor {
                 // Not an event the ingress would have accepted (published around it), or not
                 // readable at all: kept as a dead letter, and still answered, from the
                 // envelope, so Salted CX does not wait until the deadline.
-                let stored = self
-                    .dead_letter(
-                        job.partition,
-                        job.message,
-                        Reason::InvalidEvent,
-                        &err,
-                        job.trigger(),
-                    )
-                    .await;
-                if stored == Outcome::Retry {
-                    return Err(Outcome::Retry);
-                }
-                let reply = fallback_reply(job.envelope.silent, FallbackCause::Unreadable);
-                return Ok((reply, Outcome::Failed, None));
+                stored(self.dead_letter(job, Reason::InvalidEvent, &err).await)?;
+                return ControlFlow::Continue(Decided {
+                    reply: fallback_reply(job.envelope.silent, FallbackCause::Unreadable),
+                    outcome: Outcome::Failed,
+                    account_id: None,
+                });
             }
         };
         let account_id = event.account_id.clone();
-        match self.decide(&event, job).await {
-            Ok(reply) => {
-                let outcome = answered_outcome(&reply);
-                Ok((reply, outcome, account_id))
-            }
-            Err(error) => {
-                let stored = self
-                    .dead_letter(
-                        job.partition,
-                        job.message,
-                        Reason::LogicError,
-                        &error,
-                        job.trigger(),
-                    )
-                    .await;
-                if stored == Outcome::Retry {
-                    return Err(Outcome::Retry);
-                }
-                let reply = fallback_reply(event.is_silent(), FallbackCause::of(&error));
-                Ok((reply, Outcome::Failed, account_id))
+        match self.run_logic(&event, job).await {
+            Ok(reply) => ControlFlow::Continue(Decided {
+                outcome: answered_outcome(&reply),
+                reply,
+                account_id,
+            }),
+            Err(failure) => {
+                stored(self.dead_letter(job, Reason::LogicError, &failure).await)?;
+                ControlFlow::Continue(Decided {
+                    reply: fallback_reply(event.is_silent(), FallbackCause::of(&failure)),
+                    outcome: Outcome::Failed,
+                    account_id,
+                })
             }
         }
     }
 
     /// The event's answer record, retried while time remains.
-    async fn record_of(&self, job: &Job<'_>) -> Result<Option<Record>, Outcome> {
+    async fn record_of(&self, job: &Job<'_>) -> ControlFlow<Outcome, Option<Record>> {
         let id = job.envelope.request_id;
         self.until_cutoff(job, || self.answers.get(id)).await
     }
 
     /// Claims `answer` as the event's answer (the first claim wins), retried while time remains.
-    async fn claim(&self, job: &Job<'_>, answer: &Answer) -> Result<Claim, Outcome> {
+    async fn claim(&self, job: &Job<'_>, answer: &Answer) -> ControlFlow<Outcome, Claim> {
         let pending = Record::Pending {
             answer: answer.clone(),
         };
@@ -190,7 +183,7 @@ impl Processor {
         &self,
         job: &Job<'_>,
         mut operation: F,
-    ) -> Result<T, Outcome>
+    ) -> ControlFlow<Outcome, T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AnswersError>>,
@@ -214,14 +207,23 @@ impl Processor {
             },
         )
         .await;
-        result.map_err(|_| {
-            if Utc::now() >= cutoff {
+        match result {
+            Ok(value) => ControlFlow::Continue(value),
+            Err(_) if Utc::now() >= cutoff => {
                 tracing::warn!("answers record unavailable until the deadline; not answered");
-                count(job.trigger(), Outcome::Expired)
-            } else {
-                Outcome::Retry
+                ControlFlow::Break(count(job.trigger(), Outcome::Expired))
             }
-        })
+            Err(_) => ControlFlow::Break(Outcome::Retry),
+        }
+    }
+}
+
+/// Goes on once a dead letter followed by the fallback answer is stored (`Failed`); ends with
+/// `Retry` when it could not be.
+fn stored(dead_letter: Outcome) -> ControlFlow<Outcome> {
+    match dead_letter {
+        Outcome::Retry => ControlFlow::Break(Outcome::Retry),
+        _ => ControlFlow::Continue(()),
     }
 }
 

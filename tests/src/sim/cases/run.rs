@@ -59,8 +59,10 @@ impl RunReport {
                 None => {
                     let _ = writeln!(
                         out,
-                        "ok    {} ({} checks, {})",
-                        case.name, case.checked, case.file
+                        "ok    {} ({}, {})",
+                        case.name,
+                        crate::sim::transcript::count(case.checked, "check", "checks"),
+                        case.file
                     );
                 }
                 Some(failure) => {
@@ -73,8 +75,13 @@ impl RunReport {
         let checks: usize = self.cases.iter().map(|c| c.checked).sum();
         let _ = writeln!(
             out,
-            "\n{} conversation tests, {checks} answers checked: {} passed, {failed} failed",
-            self.cases.len(),
+            "\n{}, {} checked: {} passed, {failed} failed",
+            crate::sim::transcript::count(
+                self.cases.len(),
+                "conversation test",
+                "conversation tests"
+            ),
+            crate::sim::transcript::count(checks, "answer", "answers"),
             self.cases.len() - failed
         );
         out

@@ -23,6 +23,18 @@ impl Conversation {
         let now = Utc::now();
         let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
         let trigger = self.step(step, &time)?;
+        Some(self.build(trigger, now, budget, size))
+    }
+
+    /// The event with `trigger` created at `now` (see [`Conversation::event`] for `size`).
+    fn build(
+        &self,
+        trigger: Value,
+        now: chrono::DateTime<Utc>,
+        budget: std::time::Duration,
+        size: usize,
+    ) -> BuiltEvent {
+        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
         let request_id = Uuid::new_v4();
         let expires = now + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX);
         let head = Head {
@@ -63,11 +75,37 @@ impl Conversation {
             engagements: &self.engagements,
         };
         let body = crate::sim::body::assemble(&head, &self.turns, size);
-        Some(BuiltEvent {
+        BuiltEvent {
             request_id,
             expires,
             body,
-        })
+        }
+    }
+
+    /// The event of the customer writing `text` (a step that always sends one).
+    pub fn message(&mut self, text: &str, budget: std::time::Duration) -> BuiltEvent {
+        let now = Utc::now();
+        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let trigger = self.customer_message(text, false, &time);
+        self.build(trigger, now, budget, 0)
+    }
+
+    /// Adds the customer's message `text` to the turns and returns its trigger.
+    fn customer_message(&mut self, text: &str, silent: bool, time: &str) -> Value {
+        let talking = self
+            .agent
+            .as_ref()
+            .map_or(self.bot_engagement, |a| a.engagement);
+        self.push_message("CUSTOMER", talking, text, "RECEIVED");
+        let mut trigger = json!({
+            "time": time, "type": "MESSAGE", "participantType": "CUSTOMER",
+            "content": text, "contentCustomer": text, "languageCustomer": self.language,
+            "contentAgent": text, "languageAgent": "en",
+        });
+        if silent {
+            trigger["silent"] = json!(true);
+        }
+        trigger
     }
 
     /// Updates the context for `step` and returns its trigger (`None`: no event).
@@ -78,19 +116,8 @@ impl Conversation {
             .as_ref()
             .map_or(self.bot_engagement, |a| a.engagement);
         Some(match step {
-            Step::Customer(text) | Step::CustomerSilent(text) => {
-                let silent = matches!(step, Step::CustomerSilent(_));
-                self.push_message("CUSTOMER", talking, text, "RECEIVED");
-                let mut trigger = json!({
-                    "time": time, "type": "MESSAGE", "participantType": "CUSTOMER",
-                    "content": text, "contentCustomer": text, "languageCustomer": self.language,
-                    "contentAgent": text, "languageAgent": "en",
-                });
-                if silent {
-                    trigger["silent"] = json!(true);
-                }
-                trigger
-            }
+            Step::Customer(text) => self.customer_message(text, false, time),
+            Step::CustomerSilent(text) => self.customer_message(text, true, time),
             Step::AgentJoins(name) => {
                 let pid = Uuid::new_v4().to_string();
                 self.engagements.push(Engagement {

@@ -40,7 +40,7 @@ impl Generative {
             model: Some(options.model.clone()),
             api_key: None,
             documents: options.documents.clone(),
-            ..GenerativeArgs::default()
+            ..shared::config::flag_defaults()?
         };
         let parts = generative_parts(&args).context("the studio's generative mode")?;
         Ok(Generative {

@@ -1,7 +1,12 @@
-//! Send mode: posts event files to the ingress as Salted CX would and shows the callback each
-//! one got. Every event gets a fresh `requestId`, `time` now and `expires` one budget later (so
-//! the same file can be sent again and again); they go one after the other, the next once the
-//! previous was answered or expired, like the events of a conversation.
+//! Send mode: posts event files, or customer messages typed on the command line, to the ingress
+//! as Salted CX would and shows the callback each one got ([`report`]). Every event gets a fresh
+//! `requestId`, `time` now and `expires` one budget later (so the same file can be sent again
+//! and again); they go one after the other, the next once the previous was answered or expired,
+//! like the events of a conversation. Messages (`--text`) make one new conversation whose events
+//! carry everything before them, the bot's answers and the custom data it stored included, as
+//! the demo's conversations do.
+
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,8 +22,10 @@ use uuid::Uuid;
 
 use super::client::{IngressClient, Posted};
 use super::config::SendArgs;
+use super::conversation::Conversation;
+use super::scenario::Scenario;
 use super::server::CallbackServer;
-use super::transcript::human;
+pub use report::{report_json, report_text};
 
 /// An event file read and stamped, ready to post.
 #[derive(Debug, Clone)]
@@ -51,11 +58,20 @@ pub enum Fate {
     Invalid { message: String },
 }
 
-/// The report of one file.
+/// What one event was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// An event file.
+    File(PathBuf),
+    /// A customer message given with `--text`.
+    Text(String),
+}
+
+/// The report of one event.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    /// The file sent.
-    pub file: PathBuf,
+    /// What it was made from.
+    pub source: Source,
     /// The event, when the file was usable.
     pub event: Option<Prepared>,
     /// What happened.
@@ -103,14 +119,14 @@ pub async fn send_all(
     for (seq, file) in (1u64..).zip(files) {
         let report = match prepare(file, budget) {
             Err(message) => Sent {
-                file: file.clone(),
+                source: Source::File(file.clone()),
                 event: None,
                 fate: Fate::Invalid { message },
             },
             Ok(event) => {
                 let fate = send_one(&event, seq, client, server, budget).await;
                 Sent {
-                    file: file.clone(),
+                    source: Source::File(file.clone()),
                     event: Some(event),
                     fate,
                 }
@@ -119,6 +135,64 @@ pub async fn send_all(
         reports.push(report);
     }
     reports
+}
+
+/// Sends `texts` as the customer's messages of one new conversation (in `language`), in order:
+/// each event carries the conversation so far, and each answer is applied to it (the bot's
+/// messages become turns, its custom data is sent back) before the next message.
+pub async fn send_messages(
+    texts: &[String],
+    language: &str,
+    client: &IngressClient,
+    server: &CallbackServer,
+    budget: Duration,
+) -> Vec<Sent> {
+    let mut conversation = typed_conversation(language);
+    let mut reports = Vec::with_capacity(texts.len());
+    for (seq, text) in (1u64..).zip(texts) {
+        let event = message_event(&mut conversation, text, budget);
+        let fate = send_one(&event, seq, client, server, budget).await;
+        match &fate {
+            Fate::Answered { callback, .. } | Fate::Late { callback, .. } => {
+                conversation.apply(callback);
+            }
+            Fate::Expired => conversation.fall_back(),
+            Fate::Refused { .. } | Fate::Invalid { .. } => {}
+        }
+        reports.push(Sent {
+            source: Source::Text(text.clone()),
+            event: Some(event),
+            fate,
+        });
+    }
+    reports
+}
+
+/// A new conversation on the web chat of a customer writing in `language`.
+fn typed_conversation(language: &str) -> Conversation {
+    let customer = Scenario {
+        name: "send".into(),
+        title: "saltedcx-sim send --text".into(),
+        customer: "Customer".into(),
+        phone: None,
+        language: language.to_string(),
+        platform: "WEB".into(),
+        url: None,
+        custom: serde_json::Map::new(),
+        steps: Vec::new(),
+    };
+    Conversation::new(&customer)
+}
+
+/// The next event of `conversation`: the customer writes `text`.
+fn message_event(conversation: &mut Conversation, text: &str, budget: Duration) -> Prepared {
+    let built = conversation.message(text, budget);
+    Prepared {
+        body: Bytes::from(built.body),
+        request_id: built.request_id,
+        conversation: conversation.pid().to_string(),
+        trigger: "MESSAGE".into(),
+    }
 }
 
 /// Posts one event and waits for its callback until its `expires`.
@@ -176,7 +250,12 @@ pub async fn run(args: &SendArgs) -> Result<ExitCode> {
     let server = Arc::new(CallbackServer::start(args.endpoint.listen, &token, None, false).await?);
     let client = IngressClient::new(&args.target.ingress_url, &token)?;
     client.check_reachable().await?;
-    let reports = send_all(&args.files, &client, &server, args.target.budget).await;
+    let budget = args.target.budget;
+    let reports = if args.texts.is_empty() {
+        send_all(&args.files, &client, &server, budget).await
+    } else {
+        send_messages(&args.texts, &args.language, &client, &server, budget).await
+    };
     for report in &reports {
         if args.json {
             println!("{}", report_json(report, args.target.budget));
@@ -191,94 +270,6 @@ pub async fn run(args: &SendArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
-}
-
-/// A report as text: one line about the event and its fate, then the callback body.
-pub fn report_text(report: &Sent, budget: Duration) -> String {
-    let mut out = format!("{}", report.file.display());
-    if let Some(event) = &report.event {
-        out.push_str(&format!(
-            ": {} in conversation {}, requestId {}\n",
-            event.trigger, event.conversation, event.request_id
-        ));
-    } else {
-        out.push('\n');
-    }
-    let callback = |callback: &Value| {
-        serde_json::to_string_pretty(callback)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| format!("    {line}\n"))
-            .collect::<String>()
-    };
-    match &report.fate {
-        Fate::Answered {
-            latency,
-            callback: body,
-        } => {
-            out.push_str(&format!(
-                "  answered in {} (budget {}); callback:\n",
-                human(*latency),
-                human(budget)
-            ));
-            out.push_str(&callback(body));
-        }
-        Fate::Late {
-            latency,
-            callback: body,
-        } => {
-            out.push_str(&format!(
-                "  answered too late, after {} (budget {}); callback:\n",
-                human(*latency),
-                human(budget)
-            ));
-            out.push_str(&callback(body));
-        }
-        Fate::Expired => out.push_str(&format!(
-            "  no callback within the {} budget (are the workers running, with \
-             SALTEDCX_API_URL pointing at this simulator?)\n",
-            human(budget)
-        )),
-        Fate::Refused { status, message } => match status {
-            Some(status) => {
-                out.push_str(&format!("  refused by the ingress: {status} {message}\n"))
-            }
-            None => out.push_str(&format!("  not delivered to the ingress: {message}\n")),
-        },
-        Fate::Invalid { message } => out.push_str(&format!("  not sent: {message}\n")),
-    }
-    out
-}
-
-/// A report as one JSON object: `file`, `trigger`, `conversation`, `requestId`, `outcome`
-/// (answered, late, expired, refused, invalid), `latencyMs`, `callback`, `error`.
-pub fn report_json(report: &Sent, budget: Duration) -> Value {
-    let (outcome, latency, callback, error) = match &report.fate {
-        Fate::Answered { latency, callback } => ("answered", Some(latency), Some(callback), None),
-        Fate::Late { latency, callback } => ("late", Some(latency), Some(callback), None),
-        Fate::Expired => ("expired", None, None, None),
-        Fate::Refused { status, message } => (
-            "refused",
-            None,
-            None,
-            Some(match status {
-                Some(status) => format!("{status} {message}"),
-                None => message.clone(),
-            }),
-        ),
-        Fate::Invalid { message } => ("invalid", None, None, Some(message.clone())),
-    };
-    json!({
-        "file": report.file.display().to_string(),
-        "trigger": report.event.as_ref().map(|e| e.trigger.clone()),
-        "conversation": report.event.as_ref().map(|e| e.conversation.clone()),
-        "requestId": report.event.as_ref().map(|e| e.request_id.to_string()),
-        "outcome": outcome,
-        "budgetMs": budget.as_secs_f64() * 1000.0,
-        "latencyMs": latency.map(|l| l.as_secs_f64() * 1000.0),
-        "callback": callback,
-        "error": error,
     })
 }
 
@@ -313,6 +304,45 @@ mod tests {
             .expect("e");
         assert_eq!((expires - time).num_seconds(), 10);
         assert!((Utc::now() - time).num_seconds().abs() < 5);
+    }
+
+    #[test]
+    fn a_typed_message_is_an_event_shaped_like_the_example_message() {
+        let example: Value = serde_json::from_slice(
+            &std::fs::read(crate::workspace_root().join("examples/events/01-message.json"))
+                .expect("the example message"),
+        )
+        .expect("JSON");
+        let mut conversation = typed_conversation("es");
+        let event = message_event(
+            &mut conversation,
+            "¿Dónde está mi pedido?",
+            Duration::from_secs(9),
+        );
+        let body: Value = serde_json::from_slice(&event.body).expect("JSON");
+        let keys = |value: &Value| -> Vec<String> {
+            let mut keys: Vec<String> = value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.retain(|key| key != "url");
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&body), keys(&example));
+        let parsed = shared::event::Event::from_json(&event.body).expect("a valid event");
+        assert_eq!(parsed.request_id, event.request_id);
+        assert_eq!(event.trigger, "MESSAGE");
+        assert_eq!(body["trigger"]["contentCustomer"], "¿Dónde está mi pedido?");
+        assert_eq!(body["trigger"]["languageCustomer"], "es");
+        assert_eq!(body["conversation"]["pid"], event.conversation.as_str());
+        // The next message carries the first one, and the bot's answer, as turns.
+        conversation.apply(&json!({"actions": [{"type": "MESSAGE", "content": "Hola"}]}));
+        let next = message_event(&mut conversation, "gracias", Duration::from_secs(9));
+        let next: Value = serde_json::from_slice(&next.body).expect("JSON");
+        let turns = next["turns"].as_array().expect("turns");
+        assert_eq!(turns.len(), 3, "{next}");
+        assert_eq!(turns[1]["participantType"], "BOT");
     }
 
     #[test]

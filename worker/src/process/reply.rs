@@ -1,5 +1,5 @@
-//! Running the conversation logic within the time left (minus what the fallback answer needs),
-//! and the fallback reply when it fails.
+//! The reply to an event: the conversation logic's, run within the time left (minus what the
+//! fallback answer needs), or the fallback reply when the logic fails.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,17 +12,17 @@ use tracing::Instrument;
 
 use super::job::Job;
 use super::{FALLBACK_RESERVE, Processor};
-use crate::decision::{self, DecideError};
+use crate::logic::guarded::{self, LogicFailure};
 use crate::logic::{Context, LogicError};
 
 impl Processor {
     /// Runs the logic on `event` with the time left, keeping back what the fallback answer
     /// needs, so a logic that hangs still gets its event answered (with the fallback) in time.
-    pub(super) async fn decide(
+    pub(super) async fn run_logic(
         &self,
         event: &Arc<Event>,
         job: &Job<'_>,
-    ) -> Result<Reply, DecideError> {
+    ) -> Result<Reply, LogicFailure> {
         let envelope = &job.envelope;
         let now = Utc::now();
         let remaining = shared::deadline::remaining(self.deliverer.cutoff(envelope.deadline), now);
@@ -35,7 +35,7 @@ impl Processor {
             raw: job.message.payload.clone(),
         };
         let started = Instant::now();
-        let result = decision::run(self.logic.clone(), Arc::clone(event), context, budget)
+        let result = guarded::run(self.logic.clone(), Arc::clone(event), context, budget)
             .instrument(tracing::info_span!(target: shared::otel::SPAN_TARGET, "logic"))
             .await;
         metrics::histogram!(names::LOGIC_SECONDS).record(started.elapsed().as_secs_f64());
@@ -56,11 +56,11 @@ pub(super) enum FallbackCause {
 }
 
 impl FallbackCause {
-    pub fn of(error: &DecideError) -> Self {
-        match error {
-            DecideError::TimedOut(_) => FallbackCause::TookTooLong,
-            DecideError::Logic(LogicError::Unavailable(_)) => FallbackCause::DependencyUnavailable,
-            DecideError::Panicked(_) | DecideError::Logic(_) => FallbackCause::Failed,
+    pub fn of(failure: &LogicFailure) -> Self {
+        match failure {
+            LogicFailure::TimedOut(_) => FallbackCause::TookTooLong,
+            LogicFailure::Error(LogicError::Unavailable(_)) => FallbackCause::DependencyUnavailable,
+            LogicFailure::Panicked(_) | LogicFailure::Error(_) => FallbackCause::Failed,
         }
     }
 
