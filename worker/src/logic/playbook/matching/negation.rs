@@ -1,8 +1,12 @@
 //! Negations: words that negate what follows them in a clause ("no need for a human"), and
 //! refusals, the narrower cues that say the customer does not want what follows ("I don't want
 //! to return anything").
+//!
+//! A negation's reach ends at a later request verb ("no quiero un bot quiero un humano": the
+//! second "quiero" starts a new request even without a comma; "no I want a human"), and a
+//! negation after a question word is rhetorical ("why is there no human I can talk to?").
 
-use super::Phrase;
+use super::{Phrase, Words};
 
 /// Built-in negation words (the playbook can add more: `matching.negations`).
 const NEGATIONS: &[&str] = &[
@@ -42,10 +46,18 @@ const NEGATIONS: &[&str] = &[
 ];
 /// How many words before a phrase a negation still reaches.
 const NEGATION_REACH: usize = 6;
+/// How many words after its object a refusal may follow ("operátora taky nepotřebuju").
+const FOLLOW_REACH: usize = 3;
 
 /// Words that negate what follows them in a clause.
-#[derive(Debug, Clone)]
-pub struct Negations(Vec<Phrase>);
+#[derive(Debug, Clone, Default)]
+pub struct Negations {
+    cues: Vec<Phrase>,
+    /// Request verbs: a negation does not reach past one that does not directly follow it.
+    breakers: Vec<Phrase>,
+    /// Question words: a negation after one in its clause is rhetorical.
+    rhetorical: Vec<Phrase>,
+}
 
 /// Built-in refusals (the playbook can add more: `matching.refusals`): a knowledge-base keyword
 /// after one of these in its clause does not count. Plain negations would be too broad there
@@ -87,37 +99,155 @@ impl Negations {
         Self::of(REFUSALS, extra)
     }
 
+    /// No negation at all.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
     fn of<'a>(built_in: &[&'a str], extra: impl IntoIterator<Item = &'a str>) -> Self {
-        let phrases = built_in
-            .iter()
-            .copied()
-            .chain(extra)
-            .map(Phrase::verbatim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        Self(phrases)
+        Self {
+            cues: phrases(built_in.iter().copied().chain(extra)),
+            ..Self::default()
+        }
+    }
+
+    /// The same cues, with the request verbs and question words that limit their reach.
+    pub fn with_scope<'a>(
+        mut self,
+        breakers: impl IntoIterator<Item = &'a str>,
+        rhetorical: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        self.breakers = phrases(breakers);
+        self.rhetorical = phrases(rhetorical);
+        self
     }
 
     /// Whether `word` is a one-word negation ("it doesn't work": the `doesn` between "it" and
     /// "work").
     pub(super) fn is_word(&self, word: &str) -> bool {
-        self.0
+        self.cues
             .iter()
             .any(|cue| cue.words.len() == 1 && cue.is(word, &cue.words[0]))
     }
 
-    /// Whether a negation ends within [`NEGATION_REACH`] words before the end of `before`.
+    /// Whether a negation within [`NEGATION_REACH`] words before the end of `before` (the
+    /// start of a clause) reaches its end.
     pub(super) fn precede(&self, before: &[String]) -> bool {
         let from = before.len().saturating_sub(NEGATION_REACH);
-        (from..before.len()).any(|end| {
-            self.0.iter().any(|cue| {
-                let n = cue.words.len();
-                end + 1 >= n
-                    && before[end + 1 - n..=end]
-                        .iter()
-                        .zip(&cue.words)
-                        .all(|(t, w)| cue.is(t, w))
+        (from..before.len())
+            .rev()
+            .find_map(|end| {
+                let cue = self.cues.iter().find(|cue| ends_at(cue, before, end))?;
+                let start = end + 1 - cue.words.len();
+                Some(self.reaches(before, start, end))
             })
+            .unwrap_or(false)
+    }
+
+    /// Whether the negation at `start..=end` of `clause` reaches the clause's end: no later
+    /// request verb (other than right after it) cuts it off, and no question word before it
+    /// makes it rhetorical.
+    fn reaches(&self, clause: &[String], start: usize, end: usize) -> bool {
+        let rhetorical = (0..start).any(|e| self.rhetorical.iter().any(|q| ends_at(q, clause, e)));
+        if rhetorical {
+            return false;
+        }
+        // "don't want": the verb right after the negation (past the "t" of an apostrophe) is
+        // what it negates; a later one starts a new request.
+        let mut next = end + 1;
+        if clause.get(next).is_some_and(|w| w == "t") {
+            next += 1;
+        }
+        !(next + 1..clause.len()).any(|e| self.breakers.iter().any(|b| ends_at(b, clause, e)))
+    }
+
+    /// Whether `words` start with a cue ("no thanks").
+    pub fn starts(&self, words: &[String]) -> bool {
+        self.cues.iter().any(|cue| starts_at(cue, words, 0))
+    }
+
+    /// Whether what ends at position `end` of `text` is refused by what follows it in its
+    /// clause: a cue within [`FOLLOW_REACH`] words ("operátora nepotřebuju"), or a request
+    /// verb and then one of `negations` ("einen Mitarbeiter brauche ich dafür nicht").
+    pub fn follows(&self, text: &Words, end: usize, negations: &Negations) -> bool {
+        let all = text.all();
+        let Some(clause) = text.clause_ranges().find(|r| r.contains(&end)) else {
+            return false;
+        };
+        let clause_words = &all[clause.clone()];
+        let from = end + 1 - clause.start;
+        let to = (from + FOLLOW_REACH).min(clause_words.len());
+        if (from..to).any(|i| self.cues.iter().any(|cue| starts_at(cue, clause_words, i))) {
+            return true;
+        }
+        let Some(verb) =
+            (from..to).find(|&i| self.breakers.iter().any(|b| starts_at(b, clause_words, i)))
+        else {
+            return false;
+        };
+        let to = (verb + 1 + FOLLOW_REACH).min(clause_words.len());
+        (verb + 1..to).any(|i| {
+            negations
+                .cues
+                .iter()
+                .any(|cue| starts_at(cue, clause_words, i))
         })
     }
+
+    /// Which words of `text` a cue covers: the words after it in its clause, up to the
+    /// reach or a later request verb.
+    pub fn covered(&self, text: &Words) -> Vec<bool> {
+        let all = text.all();
+        let mut covered = vec![false; all.len()];
+        for range in text.clause_ranges() {
+            let clause = &all[range.clone()];
+            for end in 0..clause.len() {
+                let Some(cue) = self.cues.iter().find(|cue| ends_at(cue, clause, end)) else {
+                    continue;
+                };
+                let start = end + 1 - cue.words.len();
+                if (0..start).any(|e| self.rhetorical.iter().any(|q| ends_at(q, clause, e))) {
+                    continue;
+                }
+                let mut next = end + 1;
+                if clause.get(next).is_some_and(|w| w == "t") {
+                    next += 1;
+                }
+                let limit = (end + 1 + NEGATION_REACH).min(clause.len());
+                for i in end + 1..limit {
+                    let breaks = i > next && self.breakers.iter().any(|b| starts_at(b, clause, i));
+                    if breaks {
+                        break;
+                    }
+                    covered[range.start + i] = true;
+                }
+            }
+        }
+        covered
+    }
+}
+
+/// Phrases made of the words of `texts` (blank ones left out).
+fn phrases<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<Phrase> {
+    texts
+        .into_iter()
+        .map(Phrase::verbatim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether `cue` occurs in `words` ending at `end`.
+fn ends_at(cue: &Phrase, words: &[String], end: usize) -> bool {
+    let n = cue.words.len();
+    end + 1 >= n
+        && end < words.len()
+        && words[end + 1 - n..=end]
+            .iter()
+            .zip(&cue.words)
+            .all(|(t, w)| cue.is(t, w))
+}
+
+/// Whether `cue` occurs in `words` starting at `start`.
+fn starts_at(cue: &Phrase, words: &[String], start: usize) -> bool {
+    start + cue.words.len() <= words.len() && ends_at(cue, words, start + cue.words.len() - 1)
 }

@@ -72,6 +72,11 @@ impl Phrase {
         with_ending || (w >= 6 && t.abs_diff(w) <= 1 && one_typo_apart(token, word))
     }
 
+    /// Whether `words` are the phrase's words, in order.
+    pub fn matches_at(&self, words: &[String]) -> bool {
+        words.len() == self.words.len() && words.iter().zip(&self.words).all(|(t, w)| self.is(t, w))
+    }
+
     /// Whether the phrase has no words at all (it could never match).
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
