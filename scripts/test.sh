@@ -25,5 +25,10 @@ say "running the tests"
 cargo nextest run --workspace --locked "$@"
 # The default playbook's conversation tests, as a user's CI would run them on theirs.
 cargo run --locked --quiet --bin saltedcx-sim -- test tests/conversations
+# How well the default playbook understands conversations it was never tuned on: a report of
+# the held-out corpus (accuracy per category and language, confident wrong answers), not a
+# verdict.
+say "scoring the held-out corpus (a report, not a test)"
+cargo run --locked --quiet --bin saltedcx-sim -- score tests/corpus/heldout
 say "checking the deployment files"
 scripts/check-deploy.sh

@@ -15,7 +15,7 @@
 mod fake_model;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -28,8 +28,8 @@ use serde_json::json;
 use shared::event::Event;
 use testkit::sim::cases::{self, run::play_in_process};
 use testkit::workspace_root;
+use worker::logic::Context;
 use worker::logic::playbook::{Playbook, PlaybookLogic};
-use worker::logic::{Context, Logic};
 
 /// Measures the playbook's CPU per event and the generative step's answer latency.
 #[derive(Debug, Parser)]
@@ -79,7 +79,7 @@ fn process_cpu() -> Option<Duration> {
 async fn playbook_cpu(rounds: usize) -> Result<()> {
     let dir: PathBuf = workspace_root().join("tests/conversations");
     let cases = cases::load(&[dir])?;
-    let logic: Arc<dyn Logic> = Arc::new(PlaybookLogic::new(Playbook::builtin()?));
+    let logic = PlaybookLogic::new(Playbook::builtin()?);
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     for case in &cases {
         play_in_process(&logic, case, Duration::from_secs(15), |body| {

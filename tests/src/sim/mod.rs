@@ -124,6 +124,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Send(args) => send::run(&args).await,
         Command::Test(args) => cases::command(&args).await,
+        Command::Score(args) => cases::score_command(&args).await,
     }
 }
 
