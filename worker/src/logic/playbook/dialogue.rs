@@ -28,7 +28,7 @@ use super::format::{DuringAgent, IntentKind};
 use super::matching::Words;
 use super::outcomes::EscalationReason;
 use super::state::Phase;
-use super::understand::{Reading, Verdict};
+use super::understand::{Class, Reading, Verdict};
 use super::validate::fill;
 
 const DEFAULT_ASSIST: &str = "Suggested answer ({id}): {answer}";
@@ -61,7 +61,7 @@ impl Turn<'_> {
             &texts,
             &words,
         );
-        self.explain_reading(&reading);
+        self.explain_reading(&reading, &words);
         if self.human {
             match pb.during_agent {
                 DuringAgent::Silent => {
@@ -211,7 +211,7 @@ impl Turn<'_> {
                     self.offer_human();
                 }
             }
-            _ => self.not_known(last, words, first),
+            _ => self.not_known(last, words, reading, first),
         }
     }
 
@@ -236,9 +236,14 @@ impl Turn<'_> {
 
     /// Nothing the playbook knows: the request question for a vague first message, else the
     /// not-known path (escalating after too many in a row).
-    fn not_known(&mut self, last: &str, words: &[Words], first: bool) {
+    fn not_known(&mut self, last: &str, words: &[Words], reading: &Reading, first: bool) {
         let pb = self.playbook;
-        let vague = words.iter().all(|w| w.meaningful() < pb.vague_below);
+        // A short message confidently outside the knowledge base ("Do you ship to Norway?") is
+        // no vague request.
+        let outside = matches!(reading.ranked.top(), Some((Class::NotKnown, p))
+            if p >= pb.understanding.threshold)
+            && words.iter().any(|w| w.meaningful() > 0);
+        let vague = !outside && words.iter().all(|w| w.meaningful() < pb.vague_below);
         if first && vague {
             self.chose("ask_request", || "a vague first message".into());
             self.say(pb.texts.ask_request.as_ref());
@@ -259,9 +264,9 @@ impl Turn<'_> {
     /// about the bot ("are you a real person or a bot?").
     fn asks_for_human(&self, words: &[Words]) -> bool {
         let pb = self.playbook;
-        pb.escalation_phrases.iter().any(|p| {
-            words.iter().any(|w| {
-                let about_bot = pb.cues.about_bot_before(w);
+        words.iter().any(|w| {
+            let about_bot = pb.cues.about_bot_before(w);
+            pb.escalation_phrases.candidates(w).any(|p| {
                 p.occurrences(w, Some(p.len() + HUMAN_SLACK), &pb.negations)
                     .iter()
                     .any(|o| {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::engine::Turn;
+use super::matching::Words;
 use super::understand::{Class, Ranked, Reading, Verdict};
 
 /// Why a decision came out as it did.
@@ -111,7 +112,7 @@ impl Turn<'_> {
     }
 
     /// Records what the message reads as (only when explaining).
-    pub(super) fn explain_reading(&mut self, reading: &Reading) {
+    pub(super) fn explain_reading(&mut self, reading: &Reading, words: &[Words]) {
         if self.trace.is_none() {
             return;
         }
@@ -125,7 +126,11 @@ impl Turn<'_> {
             .requests
             .iter()
             .map(|r| ClauseMatch {
-                text: r.text.clone(),
+                text: words
+                    .get(reading.text)
+                    .and_then(|w| w.all().get(r.range.clone()))
+                    .map(|w| w.join(" "))
+                    .unwrap_or_default(),
                 matched: r.ranked.top().map(|(c, p)| self.candidate(c, p)),
             })
             .collect();

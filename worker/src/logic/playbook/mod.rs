@@ -46,7 +46,7 @@ use details::Capture;
 pub use explain::{Candidate, Chosen, ClauseMatch, Explanation, LanguageChoice};
 pub use format::{AfterAgent, DuringAgent, HookOn, IntentKind};
 pub use language::{LocalText, ReplyLanguage};
-use matching::{Filler, Negations, Phrase};
+use matching::{Filler, Negations, Phrase, PhraseSet};
 use understand::{Cues, Understanding};
 
 use super::engagements::Identity;
@@ -76,7 +76,7 @@ pub struct Playbook {
     pub(crate) vague_below: usize,
     pub(crate) texts: Texts,
     pub(crate) during_agent: DuringAgent,
-    pub(crate) escalation_phrases: Vec<Phrase>,
+    pub(crate) escalation_phrases: PhraseSet,
     /// 0: never escalate for misunderstanding.
     pub(crate) after_misunderstandings: u8,
     /// The same request this many times in a row hands over (0: never).
@@ -167,7 +167,7 @@ pub(crate) struct Detail {
     /// Words announcing the value.
     pub context: Vec<Phrase>,
     /// Ways of saying the customer does not have it.
-    pub without: Vec<Phrase>,
+    pub without: PhraseSet,
     pub without_answer: Option<LocalText>,
     pub ask: Option<LocalText>,
 }

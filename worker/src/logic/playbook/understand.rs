@@ -15,8 +15,10 @@
 //! - **Refusals.** The words a refusal covers ("I don't want a refund") are left out before
 //!   classifying, so what the customer does not want is not answered.
 
+use std::ops::Range;
+
 use super::matching::classifier::{Classifier, Coverage};
-use super::matching::{Negations, Phrase, Words};
+use super::matching::{Negations, PhraseSet, Words};
 
 /// Candidates kept for explanations.
 pub const RANKED: usize = 5;
@@ -176,14 +178,14 @@ pub enum Verdict {
 #[derive(Debug, Clone, Default)]
 pub struct Cues {
     /// Checking whether anybody is there.
-    pub presence: Vec<Phrase>,
-    pub sarcasm: Vec<Phrase>,
-    pub frustration: Vec<Phrase>,
-    pub insults: Vec<Phrase>,
+    pub presence: PhraseSet,
+    pub sarcasm: PhraseSet,
+    pub frustration: PhraseSet,
+    pub insults: PhraseSet,
     /// Words starting another request in the same message.
-    pub clause_words: Vec<Phrase>,
+    pub clause_words: PhraseSet,
     /// Questions about what the bot is ("are you ...?").
-    pub about_bot: Vec<Phrase>,
+    pub about_bot: PhraseSet,
 }
 
 /// The tone of a message.
@@ -221,46 +223,47 @@ impl Tone {
 const CUE_SLACK: usize = 2;
 
 impl Cues {
-    /// Where the tone cues occur in `text` (their words say how, not what, the customer asks).
-    pub fn marks(&self, text: &Words) -> Vec<std::ops::Range<usize>> {
+    /// The tone of `raw` (as written) and its words, and where its cues occur (their words say
+    /// how, not what, the customer asks).
+    fn read(&self, raw: &str, text: &Words, negations: &Negations) -> (Tone, Vec<Range<usize>>) {
         let none = Negations::none();
-        self.sarcasm
-            .iter()
-            .chain(&self.frustration)
-            .chain(&self.insults)
-            .flat_map(|p| p.occurrences(text, Some(p.len() + CUE_SLACK), &none))
-            .map(|o| o.start..o.end + 1)
-            .collect()
+        let mut marks = Vec::new();
+        let mut found = |set: &PhraseSet, negations: &Negations| {
+            let mut any = false;
+            for phrase in set.candidates(text) {
+                for o in phrase.occurrences(text, Some(phrase.len() + CUE_SLACK), negations) {
+                    any |= !o.negated;
+                    marks.push(o.start..o.end + 1);
+                }
+            }
+            any
+        };
+        let tone = Tone {
+            sarcasm: found(&self.sarcasm, &none),
+            frustration: found(&self.frustration, negations),
+            insult: found(&self.insults, &none),
+            shouting: shouting(raw),
+        };
+        (tone, marks)
     }
 
     /// Where the first question about what the bot is starts in `text`, if any.
     pub fn about_bot_before(&self, text: &Words) -> Option<usize> {
         let none = Negations::none();
         self.about_bot
-            .iter()
+            .candidates(text)
             .flat_map(|p| p.occurrences(text, Some(p.len()), &none))
             .map(|o| o.start)
             .min()
     }
 
     /// Whether one of `phrases` occurs (not negated) in one clause of `text`.
-    pub fn any(phrases: &[Phrase], text: &Words, negations: &Negations) -> bool {
-        phrases.iter().any(|p| {
+    pub fn any(phrases: &PhraseSet, text: &Words, negations: &Negations) -> bool {
+        phrases.candidates(text).any(|p| {
             p.occurrences(text, Some(p.len() + CUE_SLACK), negations)
                 .iter()
                 .any(|o| !o.negated)
         })
-    }
-
-    /// The tone of `raw` (as written) and its words.
-    pub fn tone(&self, raw: &str, text: &Words, negations: &Negations) -> Tone {
-        let none = Negations::none();
-        Tone {
-            sarcasm: Self::any(&self.sarcasm, text, &none),
-            frustration: Self::any(&self.frustration, text, negations),
-            insult: Self::any(&self.insults, text, &none),
-            shouting: shouting(raw),
-        }
     }
 }
 
@@ -282,8 +285,8 @@ fn shouting(raw: &str) -> bool {
 /// One request of a message: its words (refused ones left out) and what it asks.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The words, as normalised.
-    pub text: String,
+    /// Its words in the message.
+    pub range: std::ops::Range<usize>,
     pub ranked: Ranked,
     pub verdict: Verdict,
     /// How many of its words are not filler words.
@@ -295,6 +298,8 @@ pub struct Request {
 pub struct Reading {
     /// The whole message's ranking and verdict (the best of its texts).
     pub ranked: Ranked,
+    /// Which of the message's texts that was (index into the texts it was read from).
+    pub text: usize,
     pub verdict: Verdict,
     /// The message's requests, when it holds several (empty otherwise).
     pub requests: Vec<Request>,
@@ -318,12 +323,13 @@ impl Reading {
     ) -> Self {
         let mut scratch = Vec::with_capacity(understanding.classes.len());
         let mut best: Option<(Ranked, Verdict, usize)> = None;
-        let masks: Vec<Vec<bool>> = words
+        let scans: Vec<Scan> = texts
             .iter()
-            .map(|w| kept(w, cues, refusals, negations))
+            .zip(words)
+            .map(|(raw, w)| Scan::new(raw, w, cues, refusals, negations))
             .collect();
-        for (index, (w, mask)) in words.iter().zip(&masks).enumerate() {
-            let kept = selected(w, mask, 0..w.all().len());
+        for (index, (w, scan)) in words.iter().zip(&scans).enumerate() {
+            let kept = selected(w, &scan.mask, 0..w.all().len());
             let ranked = understanding.rank(&kept, &mut scratch);
             let verdict = understanding.decide(&ranked);
             let better = best.as_ref().is_none_or(|(b, bv, _)| {
@@ -336,14 +342,14 @@ impl Reading {
             }
         }
         let (ranked, verdict, chosen) = best.unwrap_or((Ranked::empty(), Verdict::Nothing, 0));
-        let (requests, several) = match (words.get(chosen), masks.get(chosen)) {
-            (Some(w), Some(mask)) => requests(understanding, cues, w, mask, &mut scratch),
+        let (requests, several) = match (words.get(chosen), scans.get(chosen)) {
+            (Some(w), Some(scan)) => requests(understanding, w, scan, &mut scratch),
             _ => (Vec::new(), Vec::new()),
         };
         let mut tone = Tone::default();
         let mut presence = false;
-        for (raw, w) in texts.iter().zip(words) {
-            let t = cues.tone(raw, w, negations);
+        for (scan, w) in scans.iter().zip(words) {
+            let t = scan.tone;
             tone.sarcasm |= t.sarcasm;
             tone.frustration |= t.frustration;
             tone.insult |= t.insult;
@@ -352,6 +358,7 @@ impl Reading {
         }
         let mut reading = Self {
             ranked,
+            text: chosen,
             verdict,
             requests,
             several,
@@ -419,31 +426,48 @@ fn strength(verdict: &Verdict) -> u8 {
     }
 }
 
-/// Which words of `text` the classifier reads: not those a refusal covers ("I don't want a
-/// refund"), not a short request the customer declines right after ("refund? no thanks"), and
-/// not the words of tone cues ("useless", "thanks for nothing": how, not what, they ask).
-fn kept(text: &Words, cues: &Cues, refusals: &Negations, negations: &Negations) -> Vec<bool> {
-    let mut kept: Vec<bool> = refusals.covered(text).iter().map(|r| !r).collect();
-    for range in cues.marks(text) {
-        for k in &mut kept[range] {
-            *k = false;
-        }
-    }
-    let pieces = text.pieces(&cues.clause_words);
-    for pair in pieces.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        // "no thanks", "nein danke": a negation and nothing but filler words.
-        let words = &text.all()[after.clone()];
-        let declines = words.len() >= 2
-            && negations.starts(words)
-            && text.meaningful_in(after.start + 1..after.end) == 0;
-        if declines && text.meaningful_in(before.clone()) <= DECLINE_WORDS {
-            for k in &mut kept[before.start..after.end] {
+/// What is read of one text of a message before classifying it: its pieces (possible
+/// requests), its tone, and which words the classifier reads — not those a refusal covers ("I
+/// don't want a refund"), not a short request the customer declines right after ("refund? no
+/// thanks"), and not the words of tone cues ("useless", "thanks for nothing": how, not what,
+/// they ask).
+struct Scan {
+    pieces: Vec<Range<usize>>,
+    mask: Vec<bool>,
+    tone: Tone,
+}
+
+impl Scan {
+    fn new(
+        raw: &str,
+        text: &Words,
+        cues: &Cues,
+        refusals: &Negations,
+        negations: &Negations,
+    ) -> Self {
+        let mut mask: Vec<bool> = refusals.covered(text).iter().map(|r| !r).collect();
+        let (tone, marks) = cues.read(raw, text, negations);
+        for range in marks {
+            for k in &mut mask[range] {
                 *k = false;
             }
         }
+        let pieces = text.pieces(&cues.clause_words);
+        for pair in pieces.windows(2) {
+            let (before, after) = (&pair[0], &pair[1]);
+            // "no thanks", "nein danke": a negation and nothing but filler words.
+            let words = &text.all()[after.clone()];
+            let declines = words.len() >= 2
+                && negations.starts(words)
+                && text.meaningful_in(after.start + 1..after.end) == 0;
+            if declines && text.meaningful_in(before.clone()) <= DECLINE_WORDS {
+                for k in &mut mask[before.start..after.end] {
+                    *k = false;
+                }
+            }
+        }
+        Self { pieces, mask, tone }
     }
-    kept
 }
 
 /// The words of `range` that `mask` keeps, without filler words when enough others remain
@@ -474,22 +498,20 @@ pub fn content_words<'a>(words: &[(&'a str, bool)]) -> Vec<&'a str> {
 /// several of them confidently ask for.
 fn requests(
     understanding: &Understanding,
-    cues: &Cues,
     text: &Words,
-    mask: &[bool],
+    scan: &Scan,
     scratch: &mut Vec<f32>,
 ) -> (Vec<Request>, Vec<(usize, f32)>) {
-    let pieces = text.pieces(&cues.clause_words);
-    if pieces.len() < 2 {
+    if scan.pieces.len() < 2 {
         return (Vec::new(), Vec::new());
     }
-    let mut requests = Vec::with_capacity(pieces.len());
+    let mut requests = Vec::with_capacity(scan.pieces.len());
     let mut several: Vec<(usize, f32)> = Vec::new();
-    for range in pieces {
-        let words = selected(text, mask, range.clone());
+    for range in scan.pieces.iter().cloned() {
+        let words = selected(text, &scan.mask, range.clone());
         let ranked = understanding.rank(&words, scratch);
         let verdict = understanding.decide(&ranked);
-        let meaningful = text.meaningful_in(range);
+        let meaningful = text.meaningful_in(range.clone());
         if let Verdict::Knowledge(index, p) = verdict
             && meaningful >= REQUEST_WORDS
             && p >= understanding.threshold + REQUEST_MARGIN
@@ -498,7 +520,7 @@ fn requests(
             several.push((index, p));
         }
         requests.push(Request {
-            text: words.join(" "),
+            range,
             ranked,
             verdict,
             meaningful,

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use super::format::{Knowledge, Pack, PlaybookFile, Text};
 use super::language::LocalText;
-use super::matching::{Filler, Negations};
+use super::matching::{Filler, Negations, PhraseSet};
 use super::state::URL_CHARS;
 use super::understand::Cues;
 use super::validate::Checker;
@@ -169,8 +169,12 @@ impl Checker<'_> {
             ),
             escalation_note: self.optional(&e.note, "escalation.note", NOTE),
         };
-        let escalation_phrases =
-            self.verbatim_with_packs(&e.phrases, "escalation.phrases", &packs, |p| &p.human);
+        let escalation_phrases = PhraseSet::new(self.verbatim_with_packs(
+            &e.phrases,
+            "escalation.phrases",
+            &packs,
+            |p| &p.human,
+        ));
         let negative_reviews =
             self.phrases(&e.negative_reviews, "escalation.negative_reviews", &filler);
         let after = self.integer(
@@ -182,13 +186,12 @@ impl Checker<'_> {
         let after_frustration =
             self.integer(&e.after_frustration, "escalation.after_frustration", 0..21);
         let cues = Cues {
-            presence: self.verbatim_with_packs(&[], "presence", &packs, |p| &p.presence),
-            sarcasm: self.verbatim_with_packs(&[], "sarcasm", &packs, |p| &p.sarcasm),
-            frustration: self.verbatim_with_packs(&[], "frustration", &packs, |p| &p.frustration),
-            insults: self.verbatim_with_packs(&[], "insults", &packs, |p| &p.insults),
-            clause_words: self
-                .verbatim_with_packs(&[], "clause_words", &packs, |p| &p.clause_words),
-            about_bot: self.verbatim_with_packs(&[], "about_bot", &packs, |p| &p.about_bot),
+            presence: self.pack_set("presence", &packs, |p| &p.presence),
+            sarcasm: self.pack_set("sarcasm", &packs, |p| &p.sarcasm),
+            frustration: self.pack_set("frustration", &packs, |p| &p.frustration),
+            insults: self.pack_set("insults", &packs, |p| &p.insults),
+            clause_words: self.pack_set("clause_words", &packs, |p| &p.clause_words),
+            about_bot: self.pack_set("about_bot", &packs, |p| &p.about_bot),
         };
 
         let closing = self.closing(&file, &packs);
@@ -295,6 +298,16 @@ impl Checker<'_> {
         name: &str,
     ) -> Option<LocalText> {
         self.message_with(message.as_ref(), field, NONE, &packs.text(name))
+    }
+
+    /// One word list of every pack, as an indexed set of verbatim phrases.
+    fn pack_set<'f>(
+        &mut self,
+        name: &str,
+        packs: &Packs<'f>,
+        select: fn(&'f Pack) -> &'f Vec<Text>,
+    ) -> PhraseSet {
+        PhraseSet::new(self.verbatim_with_packs(&[], name, packs, select))
     }
 
     /// A share between 0 and 1 (0 allowed only when `zero` is).

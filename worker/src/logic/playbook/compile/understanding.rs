@@ -11,7 +11,7 @@ use super::packs::{self, Extra, Packs};
 use crate::logic::playbook::details::Capture;
 use crate::logic::playbook::format::{Localized, Message, PlaybookFile, Shape, Text};
 use crate::logic::playbook::language::{LocalText, normalise_code, valid_code};
-use crate::logic::playbook::matching::{Phrase, tokens as matching_tokens};
+use crate::logic::playbook::matching::{Phrase, PhraseSet, tokens as matching_tokens};
 use crate::logic::playbook::validate::Checker;
 use crate::logic::playbook::{Closing, Detail, Intent};
 
@@ -353,7 +353,7 @@ impl Checker<'_> {
                     id,
                     capture,
                     context,
-                    without,
+                    without: PhraseSet::new(without),
                     without_answer,
                     ask,
                 });

@@ -16,11 +16,13 @@ pub mod classifier;
 pub mod features;
 mod negation;
 mod phrase;
+mod phrase_set;
 
 use std::collections::HashSet;
 
 pub use negation::Negations;
 pub use phrase::{Found, Occurrence, Phrase};
+pub use phrase_set::PhraseSet;
 
 /// English filler words ignored when matching (the playbook can add more: `ignore_words`).
 const FILLER: &[&str] = &[
@@ -95,6 +97,16 @@ fn fold(c: char) -> Option<&'static str> {
     })
 }
 
+/// A word's first two bytes: a word matches another only when they share them (an ending,
+/// a shared stem), so most phrases are ruled out without comparing a single word. (A typo in
+/// the first two letters is therefore not tolerated.)
+pub(crate) fn key(word: &str) -> u16 {
+    let mut bytes = word.bytes();
+    let first = u16::from(bytes.next().unwrap_or(0));
+    let second = u16::from(bytes.next().unwrap_or(0));
+    (first << 8) | second
+}
+
 /// Whether two normalised words count as the same word.
 pub fn same_word(a: &str, b: &str) -> bool {
     if a == b {
@@ -155,9 +167,7 @@ const CLAUSE_MARKS: &[char] = &[
     '？',
 ];
 /// Words that start a new clause ("no bot, but a human": the negation stays in its clause).
-const CLAUSE_WORDS: &[&str] = &[
-    "but", "aber", "sondern", "pero", "sino", "mais", "ale", "ma",
-];
+const CLAUSE_WORDS: &[&str] = &["but", "aber", "sondern", "pero", "sino", "mais", "ale"];
 
 /// The normalised words of `text` with the clause each one belongs to.
 fn clause_tokens(text: &str) -> (Vec<String>, Vec<u16>) {
@@ -201,6 +211,8 @@ pub struct Words {
     clauses: Vec<u16>,
     /// Whether each word is a filler word (same length as `all`).
     filler: Vec<bool>,
+    /// The [`key`] of each word, sorted: a phrase word whose key is missing cannot match.
+    keys: Vec<u16>,
     joined: String,
     meaningful: usize,
 }
@@ -212,13 +224,27 @@ impl Words {
         let flags: Vec<bool> = all.iter().map(|w| filler.contains(w)).collect();
         let meaningful = flags.iter().filter(|f| !**f).count();
         let joined = all.join(" ");
+        let mut keys: Vec<u16> = all.iter().map(|w| key(w)).collect();
+        keys.sort_unstable();
+        keys.dedup();
         Self {
             all,
             clauses,
             filler: flags,
+            keys,
             joined,
             meaningful,
         }
+    }
+
+    /// The distinct [`key`]s of the words, sorted.
+    pub(crate) fn keys(&self) -> &[u16] {
+        &self.keys
+    }
+
+    /// Whether a word with this [`key`] is in the text.
+    pub(crate) fn has_key(&self, key: u16) -> bool {
+        self.keys.binary_search(&key).is_ok()
     }
 
     /// The words, in order.
@@ -243,10 +269,10 @@ impl Words {
 
     /// The pieces of the text that may each be a request of their own: its clauses, cut
     /// again before every occurrence of one of `starts` ("and also", "another question").
-    pub fn pieces(&self, starts: &[Phrase]) -> Vec<std::ops::Range<usize>> {
+    pub fn pieces(&self, starts: &PhraseSet) -> Vec<std::ops::Range<usize>> {
         let none = Negations::none();
         let mut cuts: Vec<usize> = starts
-            .iter()
+            .candidates(self)
             .flat_map(|p| p.occurrences(self, Some(p.len()), &none))
             .map(|o| o.start)
             .collect();

@@ -6,7 +6,9 @@
 //! second "quiero" starts a new request even without a comma; "no I want a human"), and a
 //! negation after a question word is rhetorical ("why is there no human I can talk to?").
 
-use super::{Phrase, Words};
+use std::collections::HashMap;
+
+use super::{Phrase, Words, key};
 
 /// Built-in negation words (the playbook can add more: `matching.negations`).
 const NEGATIONS: &[&str] = &[
@@ -52,11 +54,74 @@ const FOLLOW_REACH: usize = 3;
 /// Words that negate what follows them in a clause.
 #[derive(Debug, Clone, Default)]
 pub struct Negations {
-    cues: Vec<Phrase>,
+    cues: CueList,
     /// Request verbs: a negation does not reach past one that does not directly follow it.
-    breakers: Vec<Phrase>,
+    breakers: CueList,
     /// Question words: a negation after one in its clause is rhetorical.
-    rhetorical: Vec<Phrase>,
+    rhetorical: CueList,
+}
+
+/// Cue phrases indexed by the key of their first and of their last word: at a position of a
+/// message only the cues that can start or end there are compared.
+#[derive(Debug, Clone, Default)]
+struct CueList {
+    phrases: Vec<Phrase>,
+    by_first: HashMap<u16, Vec<u32>>,
+    by_last: HashMap<u16, Vec<u32>>,
+}
+
+impl CueList {
+    fn new(phrases: Vec<Phrase>) -> Self {
+        let mut by_first: HashMap<u16, Vec<u32>> = HashMap::new();
+        let mut by_last: HashMap<u16, Vec<u32>> = HashMap::new();
+        for (index, phrase) in phrases.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            if let (Some(first), Some(last)) = (phrase.words.first(), phrase.words.last()) {
+                by_first.entry(key(first)).or_default().push(index);
+                by_last.entry(key(last)).or_default().push(index);
+            }
+        }
+        Self {
+            phrases,
+            by_first,
+            by_last,
+        }
+    }
+
+    /// The cues indexed under `word`'s key in `index`.
+    fn lookup<'a>(
+        &'a self,
+        index: &'a HashMap<u16, Vec<u32>>,
+        word: &str,
+    ) -> impl Iterator<Item = &'a Phrase> + 'a {
+        index
+            .get(&key(word))
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.phrases.get(*i as usize))
+    }
+
+    /// The cue that ends at position `end` of `words`, if any.
+    fn ending_at(&self, words: &[String], end: usize) -> Option<&Phrase> {
+        let word = words.get(end)?;
+        self.lookup(&self.by_last, word)
+            .find(|cue| ends_at(cue, words, end))
+    }
+
+    /// Whether a cue starts at position `start` of `words`.
+    fn starts_at(&self, words: &[String], start: usize) -> bool {
+        let Some(word) = words.get(start) else {
+            return false;
+        };
+        self.lookup(&self.by_first, word)
+            .any(|cue| starts_at(cue, words, start))
+    }
+
+    /// Whether `word` is a one-word cue.
+    fn single(&self, word: &str) -> bool {
+        self.lookup(&self.by_last, word)
+            .any(|cue| cue.words.len() == 1 && cue.is(word, &cue.words[0]))
+    }
 }
 
 /// Built-in refusals (the playbook can add more: `matching.refusals`): a knowledge-base keyword
@@ -106,7 +171,7 @@ impl Negations {
 
     fn of<'a>(built_in: &[&'a str], extra: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
-            cues: phrases(built_in.iter().copied().chain(extra)),
+            cues: CueList::new(phrases(built_in.iter().copied().chain(extra))),
             ..Self::default()
         }
     }
@@ -117,17 +182,15 @@ impl Negations {
         breakers: impl IntoIterator<Item = &'a str>,
         rhetorical: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        self.breakers = phrases(breakers);
-        self.rhetorical = phrases(rhetorical);
+        self.breakers = CueList::new(phrases(breakers));
+        self.rhetorical = CueList::new(phrases(rhetorical));
         self
     }
 
     /// Whether `word` is a one-word negation ("it doesn't work": the `doesn` between "it" and
     /// "work").
     pub(super) fn is_word(&self, word: &str) -> bool {
-        self.cues
-            .iter()
-            .any(|cue| cue.words.len() == 1 && cue.is(word, &cue.words[0]))
+        self.cues.single(word)
     }
 
     /// Whether a negation within [`NEGATION_REACH`] words before the end of `before` (the
@@ -137,7 +200,7 @@ impl Negations {
         (from..before.len())
             .rev()
             .find_map(|end| {
-                let cue = self.cues.iter().find(|cue| ends_at(cue, before, end))?;
+                let cue = self.cues.ending_at(before, end)?;
                 let start = end + 1 - cue.words.len();
                 Some(self.reaches(before, start, end))
             })
@@ -148,7 +211,7 @@ impl Negations {
     /// request verb (other than right after it) cuts it off, and no question word before it
     /// makes it rhetorical.
     fn reaches(&self, clause: &[String], start: usize, end: usize) -> bool {
-        let rhetorical = (0..start).any(|e| self.rhetorical.iter().any(|q| ends_at(q, clause, e)));
+        let rhetorical = (0..start).any(|e| self.rhetorical.ending_at(clause, e).is_some());
         if rhetorical {
             return false;
         }
@@ -158,12 +221,12 @@ impl Negations {
         if clause.get(next).is_some_and(|w| w == "t") {
             next += 1;
         }
-        !(next + 1..clause.len()).any(|e| self.breakers.iter().any(|b| ends_at(b, clause, e)))
+        !(next + 1..clause.len()).any(|e| self.breakers.ending_at(clause, e).is_some())
     }
 
     /// Whether `words` start with a cue ("no thanks").
     pub fn starts(&self, words: &[String]) -> bool {
-        self.cues.iter().any(|cue| starts_at(cue, words, 0))
+        self.cues.starts_at(words, 0)
     }
 
     /// Whether what ends at position `end` of `text` is refused by what follows it in its
@@ -177,21 +240,14 @@ impl Negations {
         let clause_words = &all[clause.clone()];
         let from = end + 1 - clause.start;
         let to = (from + FOLLOW_REACH).min(clause_words.len());
-        if (from..to).any(|i| self.cues.iter().any(|cue| starts_at(cue, clause_words, i))) {
+        if (from..to).any(|i| self.cues.starts_at(clause_words, i)) {
             return true;
         }
-        let Some(verb) =
-            (from..to).find(|&i| self.breakers.iter().any(|b| starts_at(b, clause_words, i)))
-        else {
+        let Some(verb) = (from..to).find(|&i| self.breakers.starts_at(clause_words, i)) else {
             return false;
         };
         let to = (verb + 1 + FOLLOW_REACH).min(clause_words.len());
-        (verb + 1..to).any(|i| {
-            negations
-                .cues
-                .iter()
-                .any(|cue| starts_at(cue, clause_words, i))
-        })
+        (verb + 1..to).any(|i| negations.cues.starts_at(clause_words, i))
     }
 
     /// Which words of `text` a cue covers: the words after it in its clause, up to the
@@ -202,11 +258,11 @@ impl Negations {
         for range in text.clause_ranges() {
             let clause = &all[range.clone()];
             for end in 0..clause.len() {
-                let Some(cue) = self.cues.iter().find(|cue| ends_at(cue, clause, end)) else {
+                let Some(cue) = self.cues.ending_at(clause, end) else {
                     continue;
                 };
                 let start = end + 1 - cue.words.len();
-                if (0..start).any(|e| self.rhetorical.iter().any(|q| ends_at(q, clause, e))) {
+                if (0..start).any(|e| self.rhetorical.ending_at(clause, e).is_some()) {
                     continue;
                 }
                 let mut next = end + 1;
@@ -215,7 +271,7 @@ impl Negations {
                 }
                 let limit = (end + 1 + NEGATION_REACH).min(clause.len());
                 for i in end + 1..limit {
-                    let breaks = i > next && self.breakers.iter().any(|b| starts_at(b, clause, i));
+                    let breaks = i > next && self.breakers.starts_at(clause, i);
                     if breaks {
                         break;
                     }

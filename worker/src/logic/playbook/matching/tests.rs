@@ -204,3 +204,31 @@ fn a_longer_occurrence_covers_a_shorter_one_inside_it() {
     assert!(no.covered_by(&no_problem));
     assert!(!no_problem.covered_by(&no));
 }
+
+#[test]
+fn a_message_is_cut_into_requests_at_clause_marks_and_request_words() {
+    let starts = PhraseSet::new(vec![
+        Phrase::verbatim("and also"),
+        Phrase::verbatim("y también"),
+    ]);
+    let pieces = |text: &str| {
+        let w = words(text);
+        w.pieces(&starts)
+            .into_iter()
+            .map(|r| w.all()[r].join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pieces("where is my order and also I want a refund"),
+        ["where is my order", "and also i want a refund"]
+    );
+    assert_eq!(
+        pieces("¿Dónde está mi pedido? y también el horario"),
+        ["donde esta mi pedido", "y tambien el horario"]
+    );
+    assert_eq!(
+        pieces("Váza dorazila rozbitá, ale druhý balík nepřišel"),
+        ["vaza dorazila rozbita", "ale druhy balik neprisel"]
+    );
+    assert_eq!(pieces("where is my order"), ["where is my order"]);
+}
