@@ -93,13 +93,15 @@ impl Turn<'_> {
     pub(super) fn stuck(&mut self, index: usize) -> bool {
         let pb = self.playbook;
         let id = &pb.knowledge[index].id;
+        let upset = self.reading.as_ref().is_some_and(|r| r.tone.upset());
+        // Even a follow-up on the same topic ("how many days do I have to do that?") would get
+        // the same text again: a colleague is the better offer.
         if pb.after_repeats == 0 || self.state.last_answer.as_deref() != Some(id.as_str()) {
             self.state.repeats = 0;
             return false;
         }
         self.state.repeats = self.state.repeats.saturating_add(1);
         let asks = self.state.repeats.saturating_add(1);
-        let upset = self.reading.as_ref().is_some_and(|r| r.tone.upset());
         // Upset as well: the offer is skipped.
         if asks >= pb.after_repeats || (upset && asks + 1 >= pb.after_repeats) {
             self.escalate(
@@ -128,10 +130,15 @@ impl Turn<'_> {
         let (Some(asked), Some(closing)) = (asked, &pb.closing) else {
             return false;
         };
-        // Offered a colleague, the customer is still upset or asks the same again: hand over.
+        let answer = words
+            .iter()
+            .find_map(|w| resolution(w, closing, &pb.negations));
+        // Offered a colleague, the customer is still upset, or asks the same again without
+        // saying no: hand over.
         let same = matches!(reading.verdict, Verdict::Knowledge(i, _)
             if self.state.last_answer.as_deref() == Some(pb.knowledge[i].id.as_str()));
-        if asked == Asked::Human && (reading.tone.upset() || same) {
+        let declined = answer == Some(Resolution::NotResolved);
+        if asked == Asked::Human && (reading.tone.upset() || (same && !declined)) {
             self.escalate(
                 EscalationReason::Stuck,
                 "the customer is still stuck after the offer of a colleague",
@@ -141,9 +148,6 @@ impl Turn<'_> {
         if reading.asks_knowledge() {
             return false;
         }
-        let answer = words
-            .iter()
-            .find_map(|w| resolution(w, closing, &pb.negations));
         let short = words.iter().all(|w| w.all().len() <= BARE_YES);
         let farewell = matches!(reading.verdict, Verdict::Intent(i, _)
             if pb.intents[i].anything_else || pb.intents[i].ends || pb.intents[i].redirect == Some(false));

@@ -25,8 +25,13 @@ pub const RANKED: usize = 5;
 /// A request inside a message needs at least this many meaningful words to count alone.
 const REQUEST_WORDS: usize = 2;
 /// A request inside a message needs this much more confidence than a whole message: short
-/// pieces are easier to misread.
-const REQUEST_MARGIN: f32 = 0.1;
+/// pieces get sharper probabilities than their evidence deserves.
+const REQUEST_MARGIN: f32 = 0.2;
+/// Each of several requests needs at least this confidence in the whole message.
+const WHOLE_SUPPORT: f32 = 0.05;
+/// A piece whose best class is a knowledge entry at least this sure keeps the small talk of
+/// other pieces from deciding the message.
+const LEANING: f32 = 0.25;
 /// A piece made of a negation and filler words ("no thanks") declines a piece of at most this
 /// many meaningful words right before it ("refund?").
 const DECLINE_WORDS: usize = 3;
@@ -343,7 +348,7 @@ impl Reading {
         }
         let (ranked, verdict, chosen) = best.unwrap_or((Ranked::empty(), Verdict::Nothing, 0));
         let (requests, several) = match (words.get(chosen), scans.get(chosen)) {
-            (Some(w), Some(scan)) => requests(understanding, w, scan, &mut scratch),
+            (Some(w), Some(scan)) => requests(understanding, w, scan, &ranked, &mut scratch),
             _ => (Vec::new(), Vec::new()),
         };
         let mut tone = Tone::default();
@@ -398,8 +403,16 @@ impl Reading {
             self.verdict = Verdict::Knowledge(index, p);
             return;
         }
-        // Small talk inside ("top, danke euch"): the most confident intent of a piece.
-        if confident.is_empty() {
+        // Small talk inside ("top, danke euch"): the most confident intent of a piece — unless
+        // the whole is confidently outside the knowledge base, or another piece leans to a
+        // knowledge entry ("na gut. und meine Bestellung, wo steckt die?").
+        let outside =
+            matches!(self.ranked.top(), Some((Class::NotKnown, p)) if p >= understanding.threshold);
+        let leaning = self
+            .requests
+            .iter()
+            .any(|r| matches!(r.ranked.top(), Some((Class::Knowledge(_), p)) if p >= LEANING));
+        if confident.is_empty() && !outside && !leaning {
             let intent = self
                 .requests
                 .iter()
@@ -500,6 +513,7 @@ fn requests(
     understanding: &Understanding,
     text: &Words,
     scan: &Scan,
+    whole: &Ranked,
     scratch: &mut Vec<f32>,
 ) -> (Vec<Request>, Vec<(usize, f32)>) {
     if scan.pieces.len() < 2 {
@@ -526,6 +540,10 @@ fn requests(
             meaningful,
         });
     }
+    // Each request must have some support in the message as a whole too: a piece that only
+    // names an object an entry's examples mention ("I ordered a head torch ten days ago") is
+    // no request of its own.
+    several.retain(|(index, _)| whole.confidence(Class::Knowledge(*index)) >= WHOLE_SUPPORT);
     if several.len() < 2 {
         several.clear();
     }
