@@ -3,8 +3,8 @@
 # the git-ignored .tools/ when missing, and Debian's headless Chromium for the studio's browser
 # test (its screenshot lands in target/ci-artifacts/); builds once, then runs every stage — every
 # test with nextest (each test starts its own nats-server on free loopback ports), the default
-# playbook's conversation tests, the deployment checks — even when an earlier one fails, and ends
-# with a summary of the stages. Exits non-zero if any stage failed. Arguments go to
+# playbook's conversation tests, the held-out corpus's score (a report), the deployment checks —
+# even when an earlier one fails, and ends with a summary of the stages. Exits non-zero if any stage failed. Arguments go to
 # `cargo nextest run`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,9 +57,15 @@ if [[ ${#failed[@]} -eq 0 ]]; then
     say "running the default playbook's conversation tests"
     stage "conversation tests (saltedcx-sim test)" \
         cargo run --locked --quiet --bin saltedcx-sim -- test tests/conversations
+    # How well the default playbook understands conversations it was never tuned on: a report of
+    # the held-out corpus (accuracy per category and language, confident wrong answers), not a
+    # verdict (it exits 0 whatever the figures).
+    say "scoring the held-out corpus (a report, not a test)"
+    stage "held-out score (saltedcx-sim score, a report)" \
+        cargo run --locked --quiet --bin saltedcx-sim -- score tests/corpus/heldout
 else
     # Nothing to test without a build; the deployment checks need none.
-    skipped+=("tests (cargo nextest)" "conversation tests (saltedcx-sim test)")
+    skipped+=("tests (cargo nextest)" "conversation tests (saltedcx-sim test)" "held-out score")
 fi
 say "checking the deployment files"
 stage "deployment checks (scripts/check-deploy.sh)" scripts/check-deploy.sh

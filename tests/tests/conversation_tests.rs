@@ -2,8 +2,9 @@
 //! `saltedcx-sim test`: they pass against the built-in playbook in-process and through the real
 //! pipeline (ingress, NATS JetStream, a worker, the simulator's callback API), where the worker
 //! counts their outcomes (contained, escalations by reason, ratings, intents); they cover every
-//! lifecycle phase and trigger type in several languages; and a failing expectation makes the
-//! command exit 1 with a readable difference.
+//! lifecycle phase and trigger type in several languages, and every understanding category in
+//! every language of the default playbook; and a failing expectation makes the command exit 1
+//! with a readable difference.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -96,6 +97,38 @@ fn the_shipped_cases_cover_every_phase_and_trigger_in_at_least_three_languages()
     }
     assert!(expects.iter().any(|e| e.escalates == Some(true)));
     assert!(expects.iter().any(|e| e.needs_help == Some(false)));
+}
+
+#[test]
+fn every_understanding_category_has_a_shipped_case_in_every_language() {
+    let cases = shipped();
+    let mut missing = Vec::new();
+    for language in ["en", "es", "de", "fr", "cs"] {
+        for category in [
+            "phrasings",
+            "typos",
+            "several-requests",
+            "tone",
+            "stuck",
+            "cannot-know",
+            "negation",
+            "human-request",
+            "entities",
+            "agent-engaged",
+            "agent-leaves",
+            "closing-rating",
+            "small-talk",
+            "mixed-language",
+        ] {
+            let found = cases.iter().any(|c| {
+                c.category.as_deref() == Some(category) && c.scenario.language == language
+            });
+            if !found {
+                missing.push(format!("{category} in {language}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no shipped case for: {missing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

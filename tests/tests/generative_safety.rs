@@ -206,7 +206,7 @@ async fn the_prompt_has_no_personal_data_no_system_turn_as_the_assistant_and_no_
     conversation.answered(&body);
     let body = running
         .answer(&conversation.message(
-            "The lamp in the same parcel is broken too. Call me on +420 601 234 567 or write to jana.novak@example.com, card 4111 1111 1111 1111, IBAN CZ65 0800 0000 1920 0014 5399",
+            "Is the lamp from the same parcel still under warranty? Call me on +420 601 234 567 or write to jana.novak@example.com, card 4111 1111 1111 1111, IBAN CZ65 0800 0000 1920 0014 5399",
             BUDGET,
         ))
         .await?;

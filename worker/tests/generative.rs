@@ -206,7 +206,9 @@ async fn a_hanging_model_gets_the_playbooks_answer_within_the_time_the_worker_al
     assert!(Utc::now() < worker_limit(&context), "answered too late");
     assert_eq!(
         messages(&reply),
-        ["I'm not sure I understand. Can you rephrase or provide more details?"]
+        [
+            "I'm sorry, I can't help with that. I can answer questions about orders, deliveries, returns, opening hours and your account, or connect you with a colleague."
+        ]
     );
 }
 

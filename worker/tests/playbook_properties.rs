@@ -232,7 +232,14 @@ proptest! {
         let expected = first_answer(playbook, &question);
         prop_assert_eq!(expected.len(), 2, "greeting and answer for {:?}", question);
         let scrambled = scramble(&question, &order, &upper, &punctuation);
-        prop_assert_eq!(first_answer(playbook, &scrambled), expected, "{:?} vs {:?}", question, scrambled);
+        // A message in capitals reads as shouting and is apologised to first; the answer itself
+        // stays the same.
+        let apology = Action::Message { content: "I'm sorry about the trouble.".into() };
+        let answer: Vec<Action> = first_answer(playbook, &scrambled)
+            .into_iter()
+            .filter(|action| *action != apology)
+            .collect();
+        prop_assert_eq!(answer, expected, "{:?} vs {:?}", question, scrambled);
     }
 }
 

@@ -3,7 +3,9 @@
 //! 1. **Playbook CPU per event**: the events of the shipped conversation tests
 //!    (`tests/conversations`, built the way Salted CX sends them, growing turns included) are
 //!    replayed through the built-in playbook many times on one thread; it prints the wall and
-//!    process CPU time per event for parsing the event and for deciding the reply.
+//!    process CPU time per event for parsing the event, for deciding the reply, and for
+//!    deciding with the explanation, and how long loading the playbook (training its
+//!    classifier) takes.
 //! 2. **Generative answer latency**: the generative logic against a fake OpenAI-compatible server
 //!    on loopback, answering at once, after a fixed delay, or never (the playbook's fallback
 //!    then leaves at the budget the deadline allows); it prints latency percentiles of
@@ -15,7 +17,7 @@
 mod fake_model;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -28,8 +30,8 @@ use serde_json::json;
 use shared::event::Event;
 use testkit::sim::cases::{self, run::play_in_process};
 use testkit::workspace_root;
-use worker::logic::playbook::{Playbook, PlaybookLogic};
-use worker::logic::{Context, Logic};
+use worker::logic::Context;
+use worker::logic::playbook::{DEFAULT_PLAYBOOK, Playbook, PlaybookLogic};
 
 /// Measures the playbook's CPU per event and the generative step's answer latency.
 #[derive(Debug, Parser)]
@@ -38,6 +40,9 @@ struct Cli {
     /// Times the whole set of conversation-test events is replayed through the playbook.
     #[arg(long, env = "BENCH_ROUNDS", default_value_t = 200)]
     rounds: usize,
+    /// The conversation tests whose events are replayed (the shipped ones by default).
+    #[arg(long, env = "BENCH_CONVERSATIONS")]
+    conversations: Option<PathBuf>,
     /// Requests to the fake model per generative scenario.
     #[arg(long, env = "BENCH_REQUESTS", default_value_t = 200)]
     requests: usize,
@@ -62,7 +67,11 @@ async fn main() -> Result<()> {
         "machine: {} CPUs available ({cpu_model})",
         std::thread::available_parallelism().map_or(1, usize::from),
     );
-    playbook_cpu(cli.rounds).await?;
+    let conversations = cli
+        .conversations
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("tests/conversations"));
+    playbook_cpu(&conversations, cli.rounds).await?;
     generative_latency(&cli).await?;
     Ok(())
 }
@@ -76,10 +85,9 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-async fn playbook_cpu(rounds: usize) -> Result<()> {
-    let dir: PathBuf = workspace_root().join("tests/conversations");
-    let cases = cases::load(&[dir])?;
-    let logic: Arc<dyn Logic> = Arc::new(PlaybookLogic::new(Playbook::builtin()?));
+async fn playbook_cpu(conversations: &std::path::Path, rounds: usize) -> Result<()> {
+    let cases = cases::load(&[conversations.to_path_buf()])?;
+    let logic = PlaybookLogic::new(Playbook::builtin()?);
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     for case in &cases {
         play_in_process(&logic, case, Duration::from_secs(15), |body| {
@@ -118,16 +126,41 @@ async fn playbook_cpu(rounds: usize) -> Result<()> {
         wall.as_secs_f64() * 1e6 / n,
         cpu.map(|c| c.as_secs_f64() * 1e6 / n),
     );
+    let (wall, cpu) = measure(|| {
+        for _ in 0..rounds {
+            for event in &events {
+                std::hint::black_box(playbook.decide_explained(event));
+            }
+        }
+    });
+    let explained = (
+        wall.as_secs_f64() * 1e6 / n,
+        cpu.map(|c| c.as_secs_f64() * 1e6 / n),
+    );
+    const LOADS: u32 = 5;
+    let (load, _) = measure(|| {
+        for _ in 0..LOADS {
+            std::hint::black_box(Playbook::from_toml("default.toml", DEFAULT_PLAYBOOK).ok());
+        }
+    });
     println!(
         "\nplaybook: {} events of {} conversation tests (mean {} bytes), {rounds} rounds, one thread",
         bodies.len(),
         cases.len(),
         bytes / bodies.len().max(1)
     );
-    for (what, (wall, cpu)) in [("parse the event", parse), ("decide the reply", decide)] {
+    for (what, (wall, cpu)) in [
+        ("parse the event", parse),
+        ("decide the reply", decide),
+        ("decide, explained", explained),
+    ] {
         let cpu = cpu.map_or("n/a".into(), |c| format!("{c:.1} us"));
         println!("  {what:<18} {wall:>8.1} us/event wall, {cpu:>10} /event CPU");
     }
+    println!(
+        "  load the playbook  {:>8.1} ms (parse, check and train the classifier; mean of {LOADS})",
+        load.as_secs_f64() * 1e3 / f64::from(LOADS)
+    );
     Ok(())
 }
 

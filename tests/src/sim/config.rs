@@ -47,6 +47,10 @@ pub enum Command {
     /// It listens on loopback unless told otherwise and holds no secrets beyond the shared
     /// token of a local pipeline (a generative key stays in the worker's environment).
     Studio(StudioArgs),
+    /// Score a playbook on conversation tests (in-process): the share of answers and of
+    /// conversations meeting their expectations per category and language, and the rate of
+    /// confident wrong answers. A report: exit 0 whatever the figures.
+    Score(ScoreArgs),
 }
 
 /// Where the simulator listens and what token it shares with the pipeline.
@@ -201,6 +205,37 @@ pub struct TestArgs {
     /// Only run the cases whose name contains this text.
     #[arg(long, env = "SIM_TEST_FILTER")]
     pub filter: Option<String>,
+    /// Print how the playbook understood every answer (ranked candidates with their
+    /// confidence, what it chose, the requests of each message); in-process only.
+    #[arg(long, env = "SIM_TEST_EXPLAIN")]
+    pub explain: bool,
+}
+
+/// `saltedcx-sim score`.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Conversation test files, or directories of them (*.toml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The playbook scored (the worker's built-in playbook when unset).
+    #[arg(long, env = "PLAYBOOK")]
+    pub playbook: Option<PathBuf>,
+    /// Your Logic's own agent ids, as the worker's BOT_AGENT_IDS.
+    #[arg(long, env = "BOT_AGENT_IDS", value_delimiter = ',')]
+    pub bot_agent_ids: Vec<String>,
+    /// The reply language, as the worker's REPLY_LANGUAGE.
+    #[arg(long, env = "REPLY_LANGUAGE", value_enum, default_value_t = ReplyLanguage::Customer)]
+    pub reply_language: ReplyLanguage,
+    /// Only score the cases whose name contains this text.
+    #[arg(long, env = "SIM_TEST_FILTER")]
+    pub filter: Option<String>,
+    /// Also list the conversations that did not pass, with their first difference.
+    #[arg(long, env = "SIM_SCORE_FAILURES")]
+    pub failures: bool,
+    /// Also print how often the best candidate is right at each confidence, and what each
+    /// answer threshold would do (to tune `matching.threshold`).
+    #[arg(long, env = "SIM_SCORE_CALIBRATION")]
+    pub calibration: bool,
 }
 
 /// `saltedcx-sim studio`.

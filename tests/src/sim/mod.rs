@@ -131,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             studio::command(&args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Score(args) => cases::score_command(&args).await,
     }
 }
 

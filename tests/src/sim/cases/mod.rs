@@ -46,10 +46,26 @@
 //!   `"yl.p"`-style keys are not paths; a JSON `null` is not expressible in TOML, so absence is
 //!   not checked).
 //!
+//! Semantic expectations, checked in-process from the playbook's decision explanation
+//! (`Playbook::decide_explained`; a run through a pipeline skips them):
+//! - `topic`: each listed knowledge entry is addressed (answered, or its required detail asked
+//!   for), and no other;
+//! - `topic_or_clarify`: one of the listed entries is addressed, or the bot asks which one;
+//! - `intent`: that intent is answered; `not_known = true`: the not-known path (or a colleague
+//!   offered or called) and no knowledge answer; `clarifies`: a clarifying question;
+//! - `asks`: the bot asks for that detail; `details`: captured values after the answer;
+//! - `language`: the reply's language; `rating`: the rating stored; `resolved`: the closing
+//!   answer understood as resolved or not.
+//!
+//! A case may name its `category` (for `saltedcx-sim score`, which reports accuracy per
+//! category and language and the rate of confident wrong answers).
+//!
 //! `completed = true` is the step that completes the conversation.
 
 pub mod check;
 pub mod run;
+pub mod score;
+pub mod semantic;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,10 +75,10 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use worker::logic::engagements::Identity;
-use worker::logic::playbook::{Options, Playbook, PlaybookLogic};
+use worker::logic::playbook::{Options, Playbook, PlaybookLogic, ReplyLanguage};
 
 use super::client::IngressClient;
-use super::config::TestArgs;
+use super::config::{ScoreArgs, TestArgs};
 use super::driver::{Env, Ingress};
 use super::scenario::{Scenario, Step};
 use super::stats::Stats;
@@ -71,6 +87,8 @@ use super::stats::Stats;
 #[derive(Debug, Clone)]
 pub struct Case {
     pub name: String,
+    /// What the case tests (`phrasings`, `tone`, ...), for score reports.
+    pub category: Option<String>,
     /// The file it comes from.
     pub file: String,
     /// The conversation to play.
@@ -92,6 +110,8 @@ pub struct Expect {
     pub note_contains: Vec<String>,
     pub no_note: Option<bool>,
     pub custom: Option<Map<String, Value>>,
+    /// The semantic expectations (see the module documentation).
+    pub semantic: semantic::Semantic,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +125,8 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 struct RawCase {
     name: String,
+    #[serde(default)]
+    category: Option<String>,
     #[serde(default = "default_language")]
     language: String,
     #[serde(default)]
@@ -160,6 +182,18 @@ struct RawExpect {
     note_contains: Texts,
     no_note: Option<bool>,
     custom: Option<Map<String, Value>>,
+    #[serde(default)]
+    topic: Texts,
+    #[serde(default)]
+    topic_or_clarify: Texts,
+    intent: Option<String>,
+    not_known: Option<bool>,
+    clarifies: Option<bool>,
+    asks: Option<String>,
+    details: Option<Map<String, Value>>,
+    language: Option<String>,
+    rating: Option<u8>,
+    resolved: Option<bool>,
 }
 
 impl RawExpect {
@@ -185,6 +219,27 @@ impl RawExpect {
             note_contains: self.note_contains.into_vec(),
             no_note: self.no_note,
             custom: self.custom,
+            semantic: semantic::Semantic {
+                topic: self.topic.into_vec(),
+                topic_or_clarify: self.topic_or_clarify.into_vec(),
+                intent: self.intent,
+                not_known: self.not_known,
+                clarifies: self.clarifies,
+                asks: self.asks,
+                details: self
+                    .details
+                    .map(|d| {
+                        d.into_iter()
+                            .map(|(k, v)| {
+                                (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                language: self.language,
+                rating: self.rating,
+                resolved: self.resolved,
+            },
         })
     }
 }
@@ -242,6 +297,7 @@ fn case(file: &str, raw: RawCase) -> Result<Case> {
     }
     Ok(Case {
         name: raw.name,
+        category: raw.category,
         file: file.to_string(),
         scenario,
         expects,
@@ -264,29 +320,81 @@ fn step(table: toml::Table) -> Result<Step> {
         .context("unknown or malformed step")
 }
 
-/// `saltedcx-sim test`: loads the cases, plays them and prints the report; exit 1 when one
-/// fails.
-pub async fn command(args: &TestArgs) -> Result<ExitCode> {
-    let mut cases = load(&args.paths)?;
-    if let Some(filter) = &args.filter {
-        cases.retain(|c| c.name.contains(filter.as_str()));
+/// The cases at `paths` whose name contains `filter`.
+fn selected(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<Case>> {
+    let mut cases = load(paths)?;
+    if let Some(filter) = filter {
+        cases.retain(|c| c.name.contains(filter));
         if cases.is_empty() {
             bail!("no conversation test name contains {filter:?}");
         }
     }
-    let backend = match &args.ingress_url {
-        None => {
-            let playbook = match &args.playbook {
-                Some(path) => Playbook::load(path),
-                None => Playbook::builtin(),
-            }
-            .map_err(|err| anyhow::anyhow!("{err}"))?;
-            let options = Options {
-                identity: Identity::new(&args.bot_agent_ids),
-                reply_language: args.reply_language,
-            };
-            run::Backend::InProcess(Arc::new(PlaybookLogic::with_options(playbook, options)))
+    Ok(cases)
+}
+
+/// The playbook at `path` (the built-in one when unset) with the deployment options.
+fn playbook_logic(
+    path: Option<&Path>,
+    bot_agent_ids: &[String],
+    reply_language: ReplyLanguage,
+) -> Result<Arc<PlaybookLogic>> {
+    let playbook = match path {
+        Some(path) => Playbook::load(path),
+        None => Playbook::builtin(),
+    }
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let options = Options {
+        identity: Identity::new(bot_agent_ids),
+        reply_language,
+    };
+    Ok(Arc::new(PlaybookLogic::with_options(playbook, options)))
+}
+
+/// `saltedcx-sim score`: plays the cases in-process and prints the score report.
+pub async fn score_command(args: &ScoreArgs) -> Result<ExitCode> {
+    let cases = selected(&args.paths, args.filter.as_deref())?;
+    let logic = playbook_logic(
+        args.playbook.as_deref(),
+        &args.bot_agent_ids,
+        args.reply_language,
+    )?;
+    let report = run::run(
+        &run::Backend::InProcess(logic),
+        &cases,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    let title = format!(
+        "score of {} ({} conversations)",
+        paths.join(", "),
+        cases.len()
+    );
+    if args.failures {
+        for case in report.cases.iter().filter(|c| c.failure.is_some()) {
+            println!("FAIL  {} ({})", case.name, case.file);
+            print!("{}", case.failure.as_deref().unwrap_or_default());
         }
+        println!();
+    }
+    let score = score::Score::of(&report);
+    print!("{}", score.render(&title));
+    if args.calibration {
+        print!("{}", score.render_calibration());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `saltedcx-sim test`: loads the cases, plays them and prints the report; exit 1 when one
+/// fails.
+pub async fn command(args: &TestArgs) -> Result<ExitCode> {
+    let cases = selected(&args.paths, args.filter.as_deref())?;
+    let backend = match &args.ingress_url {
+        None => run::Backend::InProcess(playbook_logic(
+            args.playbook.as_deref(),
+            &args.bot_agent_ids,
+            args.reply_language,
+        )?),
         Some(url) => {
             let (token, server) = crate::sim::start_callbacks(&args.endpoint).await?;
             let client = IngressClient::new(url, &token)?;
@@ -301,7 +409,7 @@ pub async fn command(args: &TestArgs) -> Result<ExitCode> {
             })
         }
     };
-    let report = run::run(&backend, &cases, args.budget).await;
+    let report = run::run_with(&backend, &cases, args.budget, args.explain).await;
     print!("{}", report.render());
     Ok(if report.passed() {
         ExitCode::SUCCESS

@@ -3,10 +3,12 @@
 //!
 //! **Yes or no.** Every `yes` and `no` phrase is looked for inside single clauses, its words
 //! close together. A phrase covered by a longer one is ignored ("no" inside "no problem"), a
-//! negated "yes" means "no" ("not solved"), and the earliest remaining answer in the message
-//! wins ("no, it still does not work"; "yes, no more questions"). Anything else is a new
-//! request. **Ratings**: the first number of the scale in the feedback (`4`, `4/5`, `4 stars`),
-//! else the earliest `ratings` word ("excellent", "fünf").
+//! negated "yes" means "no" ("not solved"), and a message that says both is not resolved
+//! ("the agent was great but my parcel is still missing"), as is a sarcastic one ("thanks for
+//! nothing"). A new request is not an answer. **Ratings**: the first number of the scale in
+//! the feedback (`4`, `4/5`, `4 stars`), else stars (`⭐⭐⭐⭐`, `★★★★☆`) or a rating emoji,
+//! else, in a short message, the earliest `ratings` word ("excellent", "fünf", "pět").
+//! A question at the rating step is answered and not taken as a rating.
 
 use shared::answer::Action;
 use shared::event::ParticipantType;
@@ -17,6 +19,7 @@ use super::engine::Turn;
 use super::matching::{Filler, Negations, Occurrence, Phrase, Words};
 use super::outcomes::EscalationReason;
 use super::state::Phase;
+use super::understand::Reading;
 
 /// How many words beyond its own a closing phrase may be spread over within a clause.
 const CLOSING_SLACK: usize = 2;
@@ -53,15 +56,39 @@ pub(super) fn resolution(
     };
     collect(&closing.yes, Resolution::Resolved);
     collect(&closing.no, Resolution::NotResolved);
-    found
+    let standing: Vec<Resolution> = found
         .iter()
         .filter(|(o, _)| !found.iter().any(|(other, _)| o.covered_by(other)))
-        .min_by_key(|(o, _)| (o.start, std::cmp::Reverse(o.words)))
         .map(|(_, meaning)| *meaning)
+        .collect();
+    // Mixed messages are not resolved.
+    if standing.contains(&Resolution::NotResolved) {
+        Some(Resolution::NotResolved)
+    } else {
+        standing.first().copied()
+    }
 }
 
-/// The rating in `text`, if any.
-pub(super) fn rating(text: &Words, closing: &Closing, negations: &Negations) -> Option<u8> {
+/// Stars written as symbols (`⭐⭐⭐⭐`, `★★★★☆`): how many, when on the scale.
+fn stars(raw: &str, scale: u8) -> Option<u8> {
+    let count = raw
+        .chars()
+        .filter(|c| matches!(c, '⭐' | '★' | '🌟'))
+        .count();
+    u8::try_from(count).ok().filter(|n| (1..=scale).contains(n))
+}
+
+/// Longest message (in words) whose rating words count: in a longer one "one" is rarely a
+/// rating ("one more question").
+const RATING_WORDS_WITHIN: usize = 8;
+
+/// The rating in a message (`raw` as written, and its words), if any.
+pub(super) fn rating(
+    raw: &str,
+    text: &Words,
+    closing: &Closing,
+    negations: &Negations,
+) -> Option<u8> {
     let scale = closing.rating_scale;
     let number = text
         .all()
@@ -71,6 +98,20 @@ pub(super) fn rating(text: &Words, closing: &Closing, negations: &Negations) -> 
         .find(|n| (1..=scale).contains(n));
     if number.is_some() {
         return number;
+    }
+    if let Some(stars) = stars(raw, scale) {
+        return Some(stars);
+    }
+    let symbol = closing
+        .symbols
+        .iter()
+        .filter_map(|(rating, mark)| raw.find(mark.as_str()).map(|at| (at, *rating)))
+        .min_by_key(|(at, _)| *at);
+    if let Some((_, rating)) = symbol {
+        return Some(rating);
+    }
+    if text.all().len() > RATING_WORDS_WITHIN {
+        return None;
     }
     let found: Vec<(Occurrence, u8)> = closing
         .ratings
@@ -96,17 +137,27 @@ pub(super) fn rating(text: &Words, closing: &Closing, negations: &Negations) -> 
 impl Turn<'_> {
     /// Handles the answer to the closing question; returns `false` when the message is not an
     /// answer (then it is a new request).
-    pub(super) fn closing_answer(&mut self, words: &[Words]) -> bool {
+    pub(super) fn closing_answer(&mut self, words: &[Words], reading: &Reading) -> bool {
         let pb = self.playbook;
         let Some(closing) = &pb.closing else {
             return false;
         };
-        let answer = words
+        let found = words
             .iter()
             .find_map(|w| resolution(w, closing, &pb.negations));
+        let answer = match found {
+            _ if reading.tone.sarcasm || reading.tone.insult => Some(Resolution::NotResolved),
+            // "yes, and where is my refund?": the new request is answered instead.
+            Some(Resolution::Resolved) if reading.asks_knowledge() => None,
+            found => found,
+        };
         match answer {
             None => false,
             Some(Resolution::NotResolved) => {
+                self.chose_with("closing", |c| {
+                    c.resolved = Some(false);
+                    c.reason = "the customer says the issue is not resolved".into();
+                });
                 self.signals.push(Signal::Resolution { resolved: false });
                 self.escalate(
                     EscalationReason::NotResolved,
@@ -115,6 +166,10 @@ impl Turn<'_> {
                 true
             }
             Some(Resolution::Resolved) => {
+                self.chose_with("closing", |c| {
+                    c.resolved = Some(true);
+                    c.reason = "the customer says the issue is resolved".into();
+                });
                 self.signals.push(Signal::Resolution { resolved: true });
                 self.clear_needs_help();
                 match &closing.feedback_question {
@@ -129,15 +184,46 @@ impl Turn<'_> {
         }
     }
 
-    /// Handles the feedback message: the rating, if any, then thanks and goodbye.
-    pub(super) fn feedback(&mut self, words: &[Words]) {
-        if let Some(closing) = &self.playbook.closing {
-            let negations = &self.playbook.negations;
-            if let Some(rating) = words.iter().find_map(|w| rating(w, closing, negations)) {
-                self.rate(rating, closing.rating_scale);
-            }
+    /// Handles a message at the rating step: a request is answered (and the rating still
+    /// awaited); otherwise the rating, if any, then thanks and goodbye. Returns `false` when
+    /// the message is a request for the auto-answer step.
+    pub(super) fn feedback(
+        &mut self,
+        texts: &[String],
+        words: &[Words],
+        reading: &Reading,
+    ) -> bool {
+        let Some(closing) = &self.playbook.closing else {
+            self.feedback_received();
+            return true;
+        };
+        let negations = &self.playbook.negations;
+        let rating = texts
+            .iter()
+            .zip(words)
+            .find_map(|(raw, w)| rating(raw, w, closing, negations));
+        let question = texts.iter().any(|t| t.contains('?'));
+        let explicit = rating.is_some()
+            && words.iter().any(|w| {
+                w.all()
+                    .iter()
+                    .any(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if reading.asks_knowledge() || (question && !explicit) {
+            self.trace_note(|| "a request at the rating step: answered, no rating taken".into());
+            return false;
+        }
+        if let Some(rating) = rating {
+            self.chose_with("rating", |c| {
+                c.rating = Some(rating);
+                c.reason = "the customer rated the help".into();
+            });
+            self.rate(rating, closing.rating_scale);
+        } else {
+            self.chose("feedback", || "feedback without a rating".into());
         }
         self.feedback_received();
+        true
     }
 
     fn rate(&mut self, rating: u8, scale: u8) {
@@ -147,7 +233,7 @@ impl Turn<'_> {
 
     /// Stops asking for a human when the conversation still needs help: the customer says the
     /// issue is resolved.
-    fn clear_needs_help(&mut self) {
+    pub(super) fn clear_needs_help(&mut self) {
         let needs_help = self.event.conversation.as_ref().and_then(|c| c.needs_help);
         if needs_help == Some(true) && !self.event.is_silent() {
             self.actions.push(Action::NeedsHelp { needs_help: false });
@@ -215,7 +301,7 @@ impl Turn<'_> {
             return;
         };
         let words = Words::new(text, &Filler::new([]));
-        if let Some(rating) = rating(&words, closing, &self.playbook.negations) {
+        if let Some(rating) = rating(text, &words, closing, &self.playbook.negations) {
             self.rate(rating, closing.rating_scale);
         }
     }

@@ -16,11 +16,13 @@ use shared::event::{Event, ParticipantType, TriggerType};
 use shared::tolerant::normalise;
 
 use super::decision::{AnswerStep, Decision, Generated, Signal};
+use super::explain::{Chosen, Explanation, LanguageChoice};
 use super::format::{AfterAgent, DuringAgent, HookOn};
 use super::language::{self, LocalText, ReplyLanguage};
 use super::matching::Words;
 use super::outcomes::{Containment, EscalationReason};
 use super::state::{self, Phase, State};
+use super::understand::Reading;
 use super::validate::fill;
 use super::{Options, Playbook};
 use crate::logic::engagements::{Engagements, Owner};
@@ -28,22 +30,36 @@ use crate::logic::engagements::{Engagements, Owner};
 const DEFAULT_UNKNOWN_ACTION: &str =
     "The playbook has no entry for the action `{action}`; nothing was done.";
 
-/// Decides on `event`.
+/// Decides on `event`; with `explain`, also says why.
 pub(super) fn decide(
     playbook: &Playbook,
     options: &Options,
     event: &Event,
     generated: Option<&Generated>,
-) -> Decision {
+    explain: bool,
+) -> (Decision, Option<Box<Explanation>>) {
     let custom = event.conversation_custom();
     let before = State::read(custom);
     let help_requested = before.phase == Phase::Human
         || event.conversation.as_ref().and_then(|c| c.needs_help) == Some(true);
     let engagements = Engagements::new(event, &options.identity, help_requested);
-    let language = match options.reply_language {
-        ReplyLanguage::Customer => language::customer_language(event),
-        ReplyLanguage::Account => None,
+    let (language, reason) = match options.reply_language {
+        ReplyLanguage::Customer => reply_language(playbook, event),
+        ReplyLanguage::Account => (None, "default"),
     };
+    let trace = explain.then(|| {
+        Box::new(Explanation {
+            language: LanguageChoice {
+                code: language
+                    .clone()
+                    .unwrap_or_else(|| playbook.default_language.clone()),
+                reason: reason.to_string(),
+            },
+            phase_before: before.phase.name().to_string(),
+            state_before: before.to_json(),
+            ..Explanation::default()
+        })
+    });
     let mut turn = Turn {
         playbook,
         event,
@@ -55,6 +71,8 @@ pub(super) fn decide(
         completed_owner: engagements.completed_owner(),
         generated,
         answer_step: None,
+        trace,
+        reading: None,
     };
     let trigger = &event.trigger;
     match &trigger.kind {
@@ -84,10 +102,53 @@ pub(super) fn decide(
     {
         reply = reply.with_conversation_custom(custom);
     }
-    Decision {
+    let mut trace = turn.trace;
+    if let Some(trace) = trace.as_mut() {
+        trace.phase_after = turn.state.phase.name().to_string();
+        trace.state_after = turn.state.to_json();
+        trace.details = turn.state.details.iter().cloned().collect();
+        if trace.chosen.is_empty() {
+            // No step named itself (an agent's message, a trigger a rule answered): say so.
+            let (kind, reason) = if !reply.actions.is_empty() {
+                ("ack", "a playbook rule for this trigger")
+            } else if turn.state.phase == Phase::Human {
+                ("silent", "a human agent has the conversation")
+            } else {
+                ("silent", "nothing to say at this point")
+            };
+            trace.chosen.push(Chosen {
+                kind: kind.into(),
+                reason: reason.into(),
+                ..Chosen::default()
+            });
+        }
+    }
+    let decision = Decision {
         reply,
         signals: turn.signals,
         answer_step: turn.answer_step,
+    };
+    (decision, trace)
+}
+
+/// The reply language and why: the customer's when the playbook speaks it, else the one the
+/// message's words show (for a customer whose language the playbook does not have, or does
+/// not know), else the default.
+fn reply_language(playbook: &Playbook, event: &Event) -> (Option<String>, &'static str) {
+    let customer = language::customer_language(event);
+    if let Some(code) = &customer
+        && playbook.speaks(code)
+    {
+        return (customer, "customer");
+    }
+    let detected = event
+        .trigger_texts()
+        .find(|t| !t.trim().is_empty())
+        .and_then(|text| playbook.detect_language(text));
+    match detected {
+        Some(code) => (Some(code), "detected"),
+        // A language the playbook lacks still finds translations of the same family.
+        None => (customer, "default"),
     }
 }
 
@@ -107,6 +168,10 @@ pub(super) struct Turn<'a> {
     /// The generative step's answer, if any.
     pub generated: Option<&'a Generated>,
     pub answer_step: Option<AnswerStep>,
+    /// The explanation being built (only when asked for).
+    pub trace: Option<Box<Explanation>>,
+    /// What the customer message reads as (customer messages only).
+    pub reading: Option<Reading>,
 }
 
 impl Turn<'_> {
@@ -145,6 +210,11 @@ impl Turn<'_> {
     pub fn waiting_for_agent(&self) -> bool {
         self.state.phase == Phase::Human
             && self.event.conversation.as_ref().and_then(|c| c.needs_help) != Some(false)
+    }
+
+    /// Whether the conversation is flagged as needing help.
+    pub fn needs_help(&self) -> bool {
+        self.event.conversation.as_ref().and_then(|c| c.needs_help) == Some(true)
     }
 
     /// Whether the bot may talk to the customer now (no agent, or the playbook says so).
@@ -201,6 +271,11 @@ impl Turn<'_> {
     fn navigation(&mut self) {
         let trigger_url = self.event.trigger.last_visited_url.as_deref();
         if let Some(url) = trigger_url.or(self.event.url.as_deref()) {
+            // On another page the same question is a new one, not a sign of being stuck.
+            if self.state.url.as_deref() != Some(url.trim()) {
+                self.state.last_answer = None;
+                self.state.repeats = 0;
+            }
             self.state.remember_url(url);
         }
     }

@@ -307,7 +307,7 @@ fn agent_left(outcome: Option<&str>, listed_status: &str) -> Value {
 
 const OUTCOME_RULES: &str = r#"
 [[agent_outcomes]]
-outcomes = ["REJECTED", "not resolved"]
+outcomes = ["GAVE_UP", "no answer"]
 then = "escalate"
 message = "Sorry, let me find another colleague for you."
 note = "Agent left: {outcome} ({reason})"
@@ -321,7 +321,7 @@ message = "I'm back. How else can I help?"
 #[test]
 fn an_agent_leaving_without_resolving_leads_to_another_escalation() {
     let pb = with(OUTCOME_RULES);
-    for (outcome, listed) in [("REJECTED", "COMPLETED"), ("Not-Resolved", "IN_PROGRESS")] {
+    for (outcome, listed) in [("GAVE_UP", "COMPLETED"), ("No-Answer", "IN_PROGRESS")] {
         let reply = decide(&pb, agent_left(Some(outcome), listed));
         assert_eq!(
             kinds(&reply),

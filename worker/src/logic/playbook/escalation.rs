@@ -40,6 +40,17 @@ impl Turn<'_> {
     /// for a silent trigger only the note, saying that nothing was escalated. `kind` is counted
     /// when `NEEDS_HELP` is sent.
     pub fn escalate(&mut self, kind: EscalationReason, reason: &str) {
+        self.escalate_saying(kind, reason, true);
+    }
+
+    /// [`Turn::escalate`] without the escalation message (the reply already says what
+    /// happens).
+    pub fn escalate_quietly(&mut self, kind: EscalationReason, reason: &str) {
+        self.escalate_saying(kind, reason, false);
+    }
+
+    fn escalate_saying(&mut self, kind: EscalationReason, reason: &str, say: bool) {
+        self.chose("escalate", || reason.to_string());
         let last: String = self
             .last_customer_text()
             .map(|t| t.chars().take(state::REQUEST_CHARS).collect())
@@ -67,7 +78,9 @@ impl Turn<'_> {
             self.note(Some(&note));
             return;
         }
-        self.say(self.playbook.texts.escalation_message.as_ref());
+        if say {
+            self.say(self.playbook.texts.escalation_message.as_ref());
+        }
         self.note(Some(&note));
         self.actions.push(Action::needs_help());
         self.signals.push(Signal::Escalated(kind));
@@ -75,5 +88,8 @@ impl Turn<'_> {
         self.state.misses = 0;
         self.state.pending = None;
         self.state.escalations = self.state.escalations.saturating_add(1);
+        self.state.reassured = false;
+        self.state.repeats = 0;
+        self.state.asked = None;
     }
 }

@@ -91,6 +91,115 @@ pub struct PlaybookFile {
     pub files: Vec<FileRule>,
     #[serde(default)]
     pub hooks: Vec<Hook>,
+    /// Language packs by language code: everything one language needs (texts, examples,
+    /// words), see [`Pack`].
+    #[serde(default)]
+    pub packs: BTreeMap<String, Spanned<Pack>>,
+}
+
+/// `[packs.<code>]`: one language, self-contained: the customer texts in it, examples of what
+/// customers write for each knowledge entry and intent, and the words that carry meaning
+/// (negations, refusals, requests for a human, closing answers, ratings, tone cues). The lists
+/// of every pack are used for every message (customers mix languages); the texts answer
+/// customers whose language is the pack's. `check-playbook` reports an incomplete pack.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pack {
+    /// The main flow's texts in this language, by name (`greeting`, `not_known`, ...: see
+    /// docs/logic.md).
+    #[serde(default)]
+    pub texts: BTreeMap<String, Text>,
+    /// Knowledge entries in this language, by id.
+    #[serde(default)]
+    pub knowledge: BTreeMap<String, PackKnowledge>,
+    /// Intents in this language, by id.
+    #[serde(default)]
+    pub intents: BTreeMap<String, PackIntent>,
+    /// Request details in this language, by id.
+    #[serde(default)]
+    pub details: BTreeMap<String, PackDetail>,
+    /// Examples of requests the playbook cannot answer (they teach the classifier what is
+    /// outside the knowledge base).
+    #[serde(default)]
+    pub not_known: Vec<Text>,
+    /// Words that never count (articles, fillers).
+    #[serde(default)]
+    pub ignore_words: Vec<Text>,
+    /// Words that negate what follows them in a clause.
+    #[serde(default)]
+    pub negations: Vec<Text>,
+    /// Cues after which a knowledge-base request does not count ("don't want").
+    #[serde(default)]
+    pub refusals: Vec<Text>,
+    /// Verbs that start a request ("want", "need"): a negation before an earlier one does not
+    /// reach past them ("no quiero un bot, quiero un humano" without the comma).
+    #[serde(default)]
+    pub requests: Vec<Text>,
+    /// Question words: a negation after one is rhetorical ("why is there no human?").
+    #[serde(default)]
+    pub question_words: Vec<Text>,
+    /// Words that start another request in the same message ("and also", "another question").
+    #[serde(default)]
+    pub clause_words: Vec<Text>,
+    /// Ways of asking for a human.
+    #[serde(default)]
+    pub human: Vec<Text>,
+    /// Questions about what the bot is ("are you", "am I talking to"): a person named after
+    /// one is asked about, not asked for ("are you a real person or a bot?").
+    #[serde(default)]
+    pub about_bot: Vec<Text>,
+    /// Checking whether anybody is there ("hello? anybody there?").
+    #[serde(default)]
+    pub presence: Vec<Text>,
+    /// Answers to the closing question meaning "resolved" / "not resolved".
+    #[serde(default)]
+    pub yes: Vec<Text>,
+    #[serde(default)]
+    pub no: Vec<Text>,
+    /// Words meaning a rating, by rating.
+    #[serde(default)]
+    pub ratings: BTreeMap<String, Spanned<Vec<Text>>>,
+    /// Tone cues: sarcasm ("thanks for nothing"), frustration ("this is ridiculous"), insults.
+    #[serde(default)]
+    pub sarcasm: Vec<Text>,
+    #[serde(default)]
+    pub frustration: Vec<Text>,
+    #[serde(default)]
+    pub insults: Vec<Text>,
+}
+
+/// `[packs.<code>.knowledge.<id>]`: a knowledge entry in one language.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackKnowledge {
+    pub answer: Option<Text>,
+    /// A short name of the entry for clarifying questions ("returns").
+    pub topic: Option<Text>,
+    #[serde(default)]
+    pub examples: Vec<Text>,
+}
+
+/// `[packs.<code>.intents.<id>]`: an intent in one language.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackIntent {
+    pub answer: Option<Text>,
+    #[serde(default)]
+    pub examples: Vec<Text>,
+}
+
+/// `[packs.<code>.details.<id>]`: a request detail in one language.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackDetail {
+    pub ask: Option<Text>,
+    /// Words announcing the value ("order number").
+    #[serde(default)]
+    pub context: Vec<Text>,
+    /// Ways of saying the customer does not have it ("I ordered as a guest").
+    #[serde(default)]
+    pub without: Vec<Text>,
+    pub without_answer: Option<Text>,
 }
 
 /// `[languages]`: which language the texts are in.
@@ -118,9 +227,17 @@ fn default_language() -> Text {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matching {
-    /// Share of a question's words that must be found in a message (0 < threshold <= 1).
+    /// The confidence (0 < threshold <= 1) a knowledge entry or intent needs to be answered;
+    /// below it the message takes the not-known path.
     #[serde(default = "default_threshold")]
     pub threshold: Spanned<f64>,
+    /// Close candidates: when the second knowledge entry has at least this confidence and the
+    /// first is not confident enough alone, the bot asks which one is meant (0: never).
+    #[serde(default = "default_clarify")]
+    pub clarify: Spanned<f64>,
+    /// Most requests of one message answered (1: one per message).
+    #[serde(default = "default_max_requests")]
+    pub max_requests: Spanned<i64>,
     /// A message with fewer meaningful words than this, and no answer, is a vague request.
     #[serde(default = "default_vague_below")]
     pub vague_below: Spanned<i64>,
@@ -140,6 +257,8 @@ impl Default for Matching {
     fn default() -> Self {
         Self {
             threshold: default_threshold(),
+            clarify: default_clarify(),
+            max_requests: default_max_requests(),
             vague_below: default_vague_below(),
             ignore_words: Vec::new(),
             negations: Vec::new(),
@@ -149,7 +268,20 @@ impl Default for Matching {
 }
 
 fn default_threshold() -> Spanned<f64> {
-    Spanned::new(0..0, 0.75)
+    Spanned::new(0..0, DEFAULT_THRESHOLD)
+}
+
+/// The default confidence needed to answer.
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+/// The default confidence of a second candidate that makes the bot ask which is meant.
+pub const DEFAULT_CLARIFY: f64 = 0.25;
+
+fn default_clarify() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_CLARIFY)
+}
+
+fn default_max_requests() -> Spanned<i64> {
+    Spanned::new(0..0, 3)
 }
 
 fn default_vague_below() -> Spanned<i64> {
@@ -179,8 +311,20 @@ pub struct ConversationTexts {
     pub ask_request: Option<Message>,
     /// Sent when a later message is still too vague.
     pub ask_details: Option<Message>,
-    /// Sent when no answer matches (until the escalation limit).
+    /// Sent when no answer matches (until the escalation limit) and `not_known` is not set.
     pub not_understood: Option<Message>,
+    /// The not-known path: the bot cannot help with the request (says so, offers a colleague
+    /// or lists what it can do).
+    pub not_known: Option<Message>,
+    /// The clarifying question between two close candidates; `{first}`, `{second}` (their
+    /// topics).
+    pub clarify: Option<Message>,
+    /// Asked when a message holds more requests than `matching.max_requests`; `{topics}`.
+    pub which_first: Option<Message>,
+    /// Offered when the customer seems stuck (the same question again after its answer).
+    pub offer_human: Option<Message>,
+    /// Said first when the customer is frustrated, sarcastic or rude.
+    pub apology: Option<Message>,
     /// Sent after an off-topic answer, and after small talk before any request: what the bot
     /// can help with.
     pub redirect: Option<Message>,
@@ -199,6 +343,11 @@ impl Default for ConversationTexts {
             ask_request: None,
             ask_details: None,
             not_understood: None,
+            not_known: None,
+            clarify: None,
+            which_first: None,
+            offer_human: None,
+            apology: None,
             redirect: None,
             during_agent: default_during_agent(),
             assist_note: None,
@@ -221,6 +370,13 @@ pub struct Escalation {
     /// Escalate after this many misunderstood messages in a row (0: never).
     #[serde(default = "default_after_misunderstandings")]
     pub after_misunderstandings: Spanned<i64>,
+    /// The same request this many times in a row hands over to a human; the time before, a
+    /// human is offered (0: never).
+    #[serde(default = "default_after_repeats")]
+    pub after_repeats: Spanned<i64>,
+    /// Escalate at this many frustrated, sarcastic or rude messages (0: never).
+    #[serde(default = "default_after_frustration")]
+    pub after_frustration: Spanned<i64>,
     /// Review answers or reasons that count as negative (`Thumbs Down`, ...).
     #[serde(default)]
     pub negative_reviews: Vec<Text>,
@@ -237,6 +393,8 @@ impl Default for Escalation {
         Self {
             phrases: Vec::new(),
             after_misunderstandings: default_after_misunderstandings(),
+            after_repeats: default_after_repeats(),
+            after_frustration: default_after_frustration(),
             negative_reviews: Vec::new(),
             message: None,
             waiting_message: None,
@@ -246,6 +404,14 @@ impl Default for Escalation {
 }
 
 fn default_after_misunderstandings() -> Spanned<i64> {
+    Spanned::new(0..0, 2)
+}
+
+fn default_after_repeats() -> Spanned<i64> {
+    Spanned::new(0..0, 3)
+}
+
+fn default_after_frustration() -> Spanned<i64> {
     Spanned::new(0..0, 2)
 }
 
@@ -316,9 +482,11 @@ pub struct Knowledge {
     /// Example questions: matched ignoring case, punctuation, accents and word order.
     #[serde(default)]
     pub questions: Vec<Text>,
-    /// Words or phrases that select this entry whenever they all appear in a message.
+    /// Words or phrases typical of the entry (short examples).
     #[serde(default)]
     pub keywords: Vec<Text>,
+    /// A short name of the entry for clarifying questions ("returns").
+    pub topic: Option<Message>,
     /// The answer; `{detail}` placeholders for the details it `requires`.
     pub answer: Message,
     /// Details (`[[details]]` ids) to ask for before answering.
@@ -354,7 +522,8 @@ pub struct Intent {
     /// Unique name.
     pub id: Text,
     pub kind: Spanned<IntentKind>,
-    /// Phrases that select the intent when all their words appear in one clause of a message.
+    /// Example phrases (more in the language packs).
+    #[serde(default)]
     pub phrases: Vec<Text>,
     /// The answer.
     pub answer: Message,
@@ -362,6 +531,13 @@ pub struct Intent {
     /// off-topic requests, after small talk only before the customer stated a request). `false`
     /// suits farewells.
     pub redirect: Option<bool>,
+    /// The answer asks whether there is anything else: a "no" to it closes the conversation.
+    #[serde(default)]
+    pub anything_else: bool,
+    /// The intent ends the conversation ("never mind, I found it"): no agent is needed any
+    /// more.
+    #[serde(default)]
+    pub ends: bool,
 }
 
 /// `[[details]]`: a detail of the request (an order number, ...) captured into the state.
@@ -371,12 +547,35 @@ pub struct Detail {
     /// Unique name, also the placeholder of answers that require it (`{order}`).
     pub id: Text,
     /// A regular expression searched in every customer message; the value is its first
-    /// capture group (or the whole match).
-    pub pattern: Text,
+    /// capture group (or the whole match). Either this or `shape`.
+    pub pattern: Option<Text>,
+    /// The value's shape instead of a pattern: `"number"` (digits, possibly grouped by spaces
+    /// or separators; never a phone number, year, date, price or postcode).
+    pub shape: Option<Spanned<Shape>>,
+    /// For `shape = "number"`: the fewest and most digits (default 4 to 12).
+    pub digits: Option<Spanned<[i64; 2]>>,
+    /// Words announcing the value ("order number", "#"); a number elsewhere is only taken
+    /// right after the bot asked for it.
+    #[serde(default)]
+    pub context: Vec<Text>,
+    /// Ways of saying the customer does not have it ("I ordered as a guest").
+    #[serde(default)]
+    pub without: Vec<Text>,
+    /// The answer to a customer without it: another way forward. The bot then asks for a
+    /// colleague.
+    pub without_answer: Option<Message>,
     /// Also accepted in the message right after the bot asked for the detail (a bare value).
     pub reply_pattern: Option<Text>,
     /// The question asking for the detail (required when a knowledge entry requires it).
     pub ask: Option<Message>,
+}
+
+/// The shape of a request detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// A number of digits, possibly grouped (`123 456 789`, `DA-2024-118`'s digits are not one).
+    Number,
 }
 
 /// `[[actions]]`: what an agent button does.

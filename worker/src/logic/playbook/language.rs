@@ -72,6 +72,20 @@ impl LocalText {
             .map_or(&self.default, |(_, text)| text)
     }
 
+    /// Whether the text has a version for `language` (a normalised code; the default text
+    /// counts for `default`, the playbook's default language).
+    pub fn has_in(&self, language: &str, default: &str) -> bool {
+        language == default || self.has(language)
+    }
+
+    /// Whether a translation for `language` (a normalised code, same primary language) exists.
+    pub fn has(&self, language: &str) -> bool {
+        let wanted = primary(language);
+        self.translations
+            .iter()
+            .any(|(code, _)| code == language || primary(code) == wanted)
+    }
+
     /// The codes of its translations (normalised; the default language is not among them).
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         self.translations.iter().map(|(code, _)| code.as_str())

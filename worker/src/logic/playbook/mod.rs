@@ -20,12 +20,16 @@ mod decision;
 mod details;
 pub mod dialogue;
 pub mod engine;
+mod entities;
 mod escalation;
+mod explain;
+mod followups;
 pub mod format;
 pub mod language;
 pub mod matching;
 pub mod outcomes;
 pub mod state;
+pub mod understand;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -38,9 +42,12 @@ use shared::event::Event;
 
 use super::{Context, Logic, LogicError};
 pub use decision::{AnswerStep, Decision, Generated, Signal, StepKind};
+use details::Capture;
+pub use explain::{Candidate, Chosen, ClauseMatch, Explanation, LanguageChoice};
 pub use format::{AfterAgent, DuringAgent, HookOn, IntentKind};
 pub use language::{LocalText, ReplyLanguage};
-use matching::{EntryPatterns, Filler, Negations, Phrase};
+use matching::{Filler, Negations, Phrase, PhraseSet};
+use understand::{Cues, Understanding};
 
 use super::engagements::Identity;
 pub use validate::{PlaybookError, Problem};
@@ -53,17 +60,29 @@ pub const DEFAULT_PLAYBOOK: &str = include_str!("../../../playbooks/default.toml
 pub struct Playbook {
     /// The language of plain texts (normalised code).
     pub(crate) default_language: String,
+    /// Every language the playbook has texts in (normalised codes).
+    pub(crate) languages: Vec<String>,
+    /// The words of each language pack (ignore words, negations, requests, question words),
+    /// for recognising a customer's language.
+    pub(crate) language_words: Vec<(String, std::collections::HashSet<String>)>,
     pub(crate) filler: Filler,
     pub(crate) negations: Negations,
     /// Cues after which a knowledge-base keyword does not count.
     pub(crate) refusals: Negations,
-    pub(crate) threshold: f64,
+    /// Recognising requests: the classifier and its thresholds.
+    pub(crate) understanding: Understanding,
+    /// Cues read in every message (tone, presence checks, negation scope).
+    pub(crate) cues: Cues,
     pub(crate) vague_below: usize,
     pub(crate) texts: Texts,
     pub(crate) during_agent: DuringAgent,
-    pub(crate) escalation_phrases: Vec<Phrase>,
+    pub(crate) escalation_phrases: PhraseSet,
     /// 0: never escalate for misunderstanding.
     pub(crate) after_misunderstandings: u8,
+    /// The same request this many times in a row hands over (0: never).
+    pub(crate) after_repeats: u8,
+    /// Frustrated messages before handing over (0: never).
+    pub(crate) after_frustration: u8,
     pub(crate) negative_reviews: Vec<Phrase>,
     pub(crate) closing: Option<Closing>,
     /// By normalised `outcomeType`.
@@ -71,8 +90,8 @@ pub struct Playbook {
     pub(crate) intents: Vec<Intent>,
     pub(crate) details: Vec<Detail>,
     pub(crate) knowledge: Vec<Entry>,
-    pub(crate) patterns: Vec<EntryPatterns>,
-    /// The questions and keywords of each entry as written (same index), for retrieval.
+    /// The questions, keywords and examples of each entry as written (same index), for
+    /// retrieval.
     pub(crate) sources: Vec<String>,
     /// By normalised action name.
     pub(crate) actions: HashMap<String, Reaction>,
@@ -88,6 +107,11 @@ pub(crate) struct Texts {
     pub ask_request: Option<LocalText>,
     pub ask_details: Option<LocalText>,
     pub not_understood: Option<LocalText>,
+    pub not_known: Option<LocalText>,
+    pub clarify: Option<LocalText>,
+    pub which_first: Option<LocalText>,
+    pub offer_human: Option<LocalText>,
+    pub apology: Option<LocalText>,
     pub redirect: Option<LocalText>,
     pub assist_note: Option<String>,
     pub unknown_action_note: Option<String>,
@@ -109,6 +133,8 @@ pub(crate) struct Closing {
     pub rating_scale: u8,
     /// Words meaning a rating.
     pub ratings: Vec<(u8, Vec<Phrase>)>,
+    /// Emoji and other marks meaning a rating, looked for as written.
+    pub symbols: Vec<(u8, String)>,
 }
 
 /// What the bot does when an agent leaves with a given outcome.
@@ -122,19 +148,27 @@ pub(crate) struct AgentOutcome {
 /// A small-talk or off-topic intent.
 #[derive(Debug, Clone)]
 pub(crate) struct Intent {
+    pub id: String,
     pub kind: IntentKind,
-    pub phrases: Vec<Phrase>,
     pub answer: LocalText,
     /// Whether the redirect follows the answer; `None`: as the kind says.
     pub redirect: Option<bool>,
+    /// The answer asks whether there is anything else.
+    pub anything_else: bool,
+    /// The intent ends the conversation.
+    pub ends: bool,
 }
 
 /// A request detail captured into the state.
 #[derive(Debug, Clone)]
 pub(crate) struct Detail {
     pub id: String,
-    pub pattern: regex::Regex,
-    pub reply_pattern: Option<regex::Regex>,
+    pub capture: Capture,
+    /// Words announcing the value.
+    pub context: Vec<Phrase>,
+    /// Ways of saying the customer does not have it.
+    pub without: PhraseSet,
+    pub without_answer: Option<LocalText>,
     pub ask: Option<LocalText>,
 }
 
@@ -143,6 +177,8 @@ pub(crate) struct Detail {
 pub(crate) struct Entry {
     pub id: String,
     pub answer: LocalText,
+    /// A short name for clarifying questions (the id when unset).
+    pub topic: Option<LocalText>,
     /// Indexes into [`Playbook::details`] of the details asked for before answering.
     pub requires: Vec<usize>,
     /// `(url_prefix, answer)`, longest prefix first.
@@ -198,9 +234,24 @@ pub(crate) struct Hook {
 }
 
 impl Playbook {
-    /// The built-in default playbook.
+    /// The built-in default playbook (compiled and trained once per process).
     pub fn builtin() -> Result<Playbook, PlaybookError> {
-        validate::parse("default.toml (built in)", DEFAULT_PLAYBOOK)
+        static BUILTIN: std::sync::OnceLock<Result<Playbook, (String, Vec<Problem>)>> =
+            std::sync::OnceLock::new();
+        let built = BUILTIN.get_or_init(|| {
+            match validate::parse("default.toml (built in)", DEFAULT_PLAYBOOK) {
+                Ok(playbook) => Ok(playbook),
+                Err(PlaybookError::Invalid { file, problems }) => Err((file, problems)),
+                Err(other) => Err((other.to_string(), Vec::new())),
+            }
+        });
+        match built {
+            Ok(playbook) => Ok(playbook.clone()),
+            Err((file, problems)) => Err(PlaybookError::Invalid {
+                file: file.clone(),
+                problems: problems.clone(),
+            }),
+        }
     }
 
     /// Reads and validates the playbook file at `path`.
@@ -220,7 +271,25 @@ impl Playbook {
     /// The reply to `event` with the default options (pure: the state comes from the event
     /// and goes into the reply).
     pub fn decide(&self, event: &Event) -> Reply {
-        engine::decide(self, &Options::default(), event, None).reply
+        engine::decide(self, &Options::default(), event, None, false)
+            .0
+            .reply
+    }
+
+    /// The decision on `event` with the default options, and why it was taken (built only
+    /// here: [`Playbook::decide`] and [`Playbook::decide_with`] pay nothing for it).
+    pub fn decide_explained(&self, event: &Event) -> (Decision, Explanation) {
+        self.decide_explained_with(&Options::default(), event)
+    }
+
+    /// [`Playbook::decide_explained`] with deployment options.
+    pub fn decide_explained_with(
+        &self,
+        options: &Options,
+        event: &Event,
+    ) -> (Decision, Explanation) {
+        let (decision, explanation) = engine::decide(self, options, event, None, true);
+        (decision, explanation.map(|e| *e).unwrap_or_default())
     }
 
     /// The decision on `event`: the reply and what it did. `generated` (from the generative
@@ -231,7 +300,32 @@ impl Playbook {
         event: &Event,
         generated: Option<&Generated>,
     ) -> Decision {
-        engine::decide(self, options, event, generated)
+        engine::decide(self, options, event, generated, false).0
+    }
+
+    /// Whether the playbook has texts in `language` (a normalised code): its default
+    /// language, a language pack, or translations of its main texts.
+    pub fn speaks(&self, language: &str) -> bool {
+        let primary = language.split('-').next().unwrap_or(language);
+        self.languages
+            .iter()
+            .any(|l| l == language || l.split('-').next() == Some(primary))
+    }
+
+    /// The language pack whose words `text` uses most (at least two of them), if any.
+    pub fn detect_language(&self, text: &str) -> Option<String> {
+        let words = matching::tokens(text);
+        let mut best: Option<(usize, &str, bool)> = None;
+        for (code, known) in &self.language_words {
+            let hits = words.iter().filter(|w| known.contains(w.as_str())).count();
+            match best {
+                Some((b, _, _)) if hits < b => {}
+                Some((b, _, _)) if hits == b => best = Some((b, code, true)),
+                _ => best = Some((hits, code, false)),
+            }
+        }
+        best.filter(|(hits, _, tie)| *hits >= 2 && !tie)
+            .map(|(_, code, _)| code.to_string())
     }
 
     /// The playbook's default language (normalised code).
@@ -271,8 +365,6 @@ impl Playbook {
 
     /// A one-paragraph description of what the playbook contains (for `check-playbook`).
     pub fn summary(&self) -> String {
-        let questions: usize = self.patterns.iter().map(|p| p.questions.len()).sum();
-        let keywords: usize = self.patterns.iter().map(|p| p.keywords.len()).sum();
         let escalation = match self.after_misunderstandings {
             0 => "never after misunderstandings".to_string(),
             n => format!("after {n} misunderstood messages in a row"),
@@ -282,16 +374,22 @@ impl Playbook {
             .iter()
             .filter(|i| i.kind == IntentKind::SmallTalk)
             .count();
+        let u = &self.understanding;
         format!(
-            "default language {}; {} knowledge entries ({questions} questions, {keywords} keywords), \
-             match threshold {}; {small_talk} small-talk and {} off-topic intents; {} request \
-             details; {} escalation phrases, {} negative review markers, escalation {escalation}; \
-             {} agent actions, {} file rules, {} hooks; closing {}; {} agent outcomes with their own \
-             follow-up; while an agent is engaged: {}",
+            "default language {}; languages {}; {} knowledge entries, {small_talk} small-talk and \
+             {} off-topic intents, recognised from {} examples (answer threshold {}, clarify \
+             from {}, up to {} requests per message); {} request details; {} escalation \
+             phrases, {} negative review markers, escalation {escalation}; {} agent actions, {} \
+             file rules, {} hooks; closing {}; {} agent outcomes with their own follow-up; \
+             while an agent is engaged: {}",
             self.default_language,
+            self.languages.join(", "),
             self.knowledge.len(),
-            self.threshold,
             self.intents.len() - small_talk,
+            u.examples,
+            u.threshold,
+            u.clarify,
+            u.max_requests,
             self.details.len(),
             self.escalation_phrases.len(),
             self.negative_reviews.len(),

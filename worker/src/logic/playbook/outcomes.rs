@@ -28,11 +28,15 @@ pub enum EscalationReason {
     NotResolved,
     /// The generative model asked for a human (its tool call).
     Generative,
+    /// The customer is frustrated, sarcastic or rude again.
+    Frustration,
+    /// The customer asked the same question again after its answer (stuck).
+    Stuck,
 }
 
 impl EscalationReason {
     /// Every reason, for registering the metric's series.
-    pub const ALL: [EscalationReason; 7] = [
+    pub const ALL: [EscalationReason; 9] = [
         EscalationReason::CustomerRequest,
         EscalationReason::Misunderstanding,
         EscalationReason::NegativeReview,
@@ -40,6 +44,8 @@ impl EscalationReason {
         EscalationReason::AgentLeft,
         EscalationReason::NotResolved,
         EscalationReason::Generative,
+        EscalationReason::Frustration,
+        EscalationReason::Stuck,
     ];
 
     /// The `reason` label.
@@ -52,6 +58,8 @@ impl EscalationReason {
             EscalationReason::AgentLeft => "agent_left",
             EscalationReason::NotResolved => "not_resolved",
             EscalationReason::Generative => "generative",
+            EscalationReason::Frustration => "frustration",
+            EscalationReason::Stuck => "stuck",
         }
     }
 }

@@ -65,6 +65,52 @@ impl Phase {
     }
 }
 
+/// What the bot's last message asked the customer, so that a short reply ("yes", "no") is
+/// understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Whether they want a colleague.
+    Human,
+    /// Whether there is anything else.
+    AnythingElse,
+    /// Which of two topics they mean.
+    Which,
+}
+
+impl Asked {
+    fn code(self) -> &'static str {
+        match self {
+            Asked::Human => "h",
+            Asked::AnythingElse => "e",
+            Asked::Which => "c",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Asked> {
+        match code {
+            "h" => Some(Asked::Human),
+            "e" => Some(Asked::AnythingElse),
+            "c" => Some(Asked::Which),
+            _ => None,
+        }
+    }
+}
+
+impl Phase {
+    /// The phase's name, for explanations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::New => "new",
+            Phase::Collecting => "collecting",
+            Phase::Answering => "answering",
+            Phase::Human => "human",
+            Phase::Closing => "closing",
+            Phase::Feedback => "feedback",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// The playbook's memory of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
@@ -86,6 +132,14 @@ pub struct State {
     pub escalations: u8,
     /// `s`: the rating the customer gave at the closing.
     pub rating: Option<u8>,
+    /// `n`: how many times in a row the customer asked again for the last answer (`k`).
+    pub repeats: u8,
+    /// `f`: frustrated, sarcastic or rude messages so far.
+    pub upset: u8,
+    /// `q`: what the bot's last message asked.
+    pub asked: Option<Asked>,
+    /// `o`: the customer waiting for an agent was reassured once.
+    pub reassured: bool,
 }
 
 impl State {
@@ -119,7 +173,19 @@ impl State {
             details,
             escalations: small("e").unwrap_or(0),
             rating: small("s"),
+            repeats: small("n").unwrap_or(0),
+            upset: small("f").unwrap_or(0),
+            asked: state
+                .get("q")
+                .and_then(Value::as_str)
+                .and_then(Asked::from_code),
+            reassured: small("o").is_some_and(|o| o > 0),
         }
+    }
+
+    /// The whole state as stored (for explanations).
+    pub fn to_json(&self) -> Value {
+        self.to_value(OPTIONAL_FIELDS)
     }
 
     /// The captured value of detail `id`.
@@ -158,7 +224,14 @@ impl State {
     fn to_value(&self, keep_optional: usize) -> Value {
         let mut state = Map::new();
         state.insert("p".into(), json!(self.phase.code()));
-        for (key, value) in [("m", self.misses), ("e", self.escalations)] {
+        let reassured = u8::from(self.reassured);
+        for (key, value) in [
+            ("m", self.misses),
+            ("e", self.escalations),
+            ("n", self.repeats),
+            ("f", self.upset),
+            ("o", reassured),
+        ] {
             if value > 0 {
                 state.insert(key.into(), json!(value));
             }
@@ -168,6 +241,9 @@ impl State {
         }
         if let Some(pending) = &self.pending {
             state.insert("w".into(), json!(pending));
+        }
+        if let Some(asked) = self.asked {
+            state.insert("q".into(), json!(asked.code()));
         }
         let details = (!self.details.is_empty()).then(|| {
             let map: Map<String, Value> = self
@@ -252,12 +328,17 @@ mod tests {
             details: vec![("order".into(), "12345".into())],
             escalations: 1,
             rating: Some(5),
+            repeats: 1,
+            upset: 2,
+            asked: Some(Asked::Human),
+            reassured: true,
         };
         let custom = merge(None, &state).expect("changed");
         assert_eq!(
             custom.as_map().get(KEY),
             Some(&json!({
-                "p": "h", "m": 2, "e": 1, "s": 5, "w": "returns", "d": {"order": "12345"},
+                "p": "h", "m": 2, "e": 1, "n": 1, "f": 2, "o": 1, "s": 5, "w": "returns",
+                "q": "h", "d": {"order": "12345"},
                 "u": "https://shop.example.com/a", "r": "parcel lost", "k": "delivery"
             }))
         );

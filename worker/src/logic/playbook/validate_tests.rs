@@ -22,7 +22,7 @@ fn a_playbook_with_only_the_version_is_valid() {
     let playbook = parse("min.toml", "version = 1\n").expect("valid");
     assert!(playbook.knowledge.is_empty());
     assert_eq!(playbook.after_misunderstandings, 2);
-    assert!((playbook.threshold - 0.75).abs() < f64::EPSILON);
+    assert!((playbook.understanding.threshold - 0.5).abs() < f32::EPSILON);
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn rules_that_can_do_nothing_are_rejected() {
     assert!(
         found[1]
             .message
-            .contains("neither `questions` nor `keywords`")
+            .contains("has no `questions`, `keywords` or examples in a language pack")
     );
 }
 

@@ -12,13 +12,17 @@
 //! ("no need for a human, ...") only reaches the words after it in its own clause: see
 //! [`Phrase::find`] and [`Occurrence`].
 
+pub mod classifier;
+pub mod features;
 mod negation;
 mod phrase;
+mod phrase_set;
 
 use std::collections::HashSet;
 
 pub use negation::Negations;
 pub use phrase::{Found, Occurrence, Phrase};
+pub use phrase_set::PhraseSet;
 
 /// English filler words ignored when matching (the playbook can add more: `ignore_words`).
 const FILLER: &[&str] = &[
@@ -93,6 +97,16 @@ fn fold(c: char) -> Option<&'static str> {
     })
 }
 
+/// A word's first two bytes: a word matches another only when they share them (an ending,
+/// a shared stem), so most phrases are ruled out without comparing a single word. (A typo in
+/// the first two letters is therefore not tolerated.)
+pub(crate) fn key(word: &str) -> u16 {
+    let mut bytes = word.bytes();
+    let first = u16::from(bytes.next().unwrap_or(0));
+    let second = u16::from(bytes.next().unwrap_or(0));
+    (first << 8) | second
+}
+
 /// Whether two normalised words count as the same word.
 pub fn same_word(a: &str, b: &str) -> bool {
     if a == b {
@@ -153,9 +167,7 @@ const CLAUSE_MARKS: &[char] = &[
     '？',
 ];
 /// Words that start a new clause ("no bot, but a human": the negation stays in its clause).
-const CLAUSE_WORDS: &[&str] = &[
-    "but", "aber", "sondern", "pero", "sino", "mais", "ale", "ma",
-];
+const CLAUSE_WORDS: &[&str] = &["but", "aber", "sondern", "pero", "sino", "mais", "ale"];
 
 /// The normalised words of `text` with the clause each one belongs to.
 fn clause_tokens(text: &str) -> (Vec<String>, Vec<u16>) {
@@ -197,6 +209,10 @@ pub struct Words {
     all: Vec<String>,
     /// The clause of each word (same length as `all`).
     clauses: Vec<u16>,
+    /// Whether each word is a filler word (same length as `all`).
+    filler: Vec<bool>,
+    /// The [`key`] of each word, sorted: a phrase word whose key is missing cannot match.
+    keys: Vec<u16>,
     joined: String,
     meaningful: usize,
 }
@@ -205,14 +221,30 @@ impl Words {
     /// Normalises `text`.
     pub fn new(text: &str, filler: &Filler) -> Self {
         let (all, clauses) = clause_tokens(text);
-        let meaningful = all.iter().filter(|w| !filler.contains(w)).count();
+        let flags: Vec<bool> = all.iter().map(|w| filler.contains(w)).collect();
+        let meaningful = flags.iter().filter(|f| !**f).count();
         let joined = all.join(" ");
+        let mut keys: Vec<u16> = all.iter().map(|w| key(w)).collect();
+        keys.sort_unstable();
+        keys.dedup();
         Self {
             all,
             clauses,
+            filler: flags,
+            keys,
             joined,
             meaningful,
         }
+    }
+
+    /// The distinct [`key`]s of the words, sorted.
+    pub(crate) fn keys(&self) -> &[u16] {
+        &self.keys
+    }
+
+    /// Whether a word with this [`key`] is in the text.
+    pub(crate) fn has_key(&self, key: u16) -> bool {
+        self.keys.binary_search(&key).is_ok()
     }
 
     /// The words, in order.
@@ -221,7 +253,7 @@ impl Words {
     }
 
     /// The words of each clause, with their positions in [`Words::all`].
-    fn clause_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    pub(crate) fn clause_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         let mut start = 0;
         std::iter::from_fn(move || {
             let clause = *self.clauses.get(start)?;
@@ -235,9 +267,54 @@ impl Words {
         })
     }
 
+    /// The pieces of the text that may each be a request of their own: its clauses, cut
+    /// again before every occurrence of one of `starts` ("and also", "another question").
+    pub fn pieces(&self, starts: &PhraseSet) -> Vec<std::ops::Range<usize>> {
+        let none = Negations::none();
+        let mut cuts: Vec<usize> = starts
+            .candidates(self)
+            .flat_map(|p| p.occurrences(self, Some(p.len()), &none))
+            .map(|o| o.start)
+            .collect();
+        cuts.sort_unstable();
+        let mut pieces = Vec::new();
+        for range in self.clause_ranges() {
+            let mut from = range.start;
+            for &cut in cuts
+                .iter()
+                .filter(|c| range.contains(c) && **c > range.start)
+            {
+                if cut > from {
+                    pieces.push(from..cut);
+                    from = cut;
+                }
+            }
+            pieces.push(from..range.end);
+        }
+        pieces
+    }
+
     /// How many words are not filler words.
     pub fn meaningful(&self) -> usize {
         self.meaningful
+    }
+
+    /// Whether each word of `range` is a filler word.
+    pub fn filler_flags(&self, range: std::ops::Range<usize>) -> &[bool] {
+        self.filler.get(range).unwrap_or_default()
+    }
+
+    /// How many words of `range` are neither filler words nor numbers.
+    pub fn meaningful_in(&self, range: std::ops::Range<usize>) -> usize {
+        let (Some(flags), Some(words)) = (self.filler.get(range.clone()), self.all.get(range))
+        else {
+            return 0;
+        };
+        flags
+            .iter()
+            .zip(words)
+            .filter(|(filler, word)| !**filler && !word.bytes().any(|b| b.is_ascii_digit()))
+            .count()
     }
 
     fn has(&self, word: &str) -> bool {
@@ -254,57 +331,6 @@ fn is_unspaced_script(c: char) -> bool {
         | 0xAC00..=0xD7AF // Hangul
         | 0x0E00..=0x0E7F // Thai
     )
-}
-
-/// The patterns of one knowledge-base entry.
-#[derive(Debug, Clone)]
-pub struct EntryPatterns {
-    pub questions: Vec<Phrase>,
-    pub keywords: Vec<Phrase>,
-}
-
-/// The best knowledge-base entry for a message.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Match {
-    /// Index of the entry.
-    pub index: usize,
-    /// Its score: 1 for a keyword, the question coverage otherwise.
-    pub score: f64,
-}
-
-/// Finds the entry that best matches any of `texts` with at least `threshold`. Ties go to the
-/// entry with more matched words, then to the earlier entry. A keyword found only after a
-/// refusal ("I don't want to return anything") does not count.
-pub fn best_match(
-    entries: &[EntryPatterns],
-    texts: &[Words],
-    threshold: f64,
-    refusals: &Negations,
-) -> Option<Match> {
-    let mut best: Option<(Match, usize)> = None;
-    for (index, entry) in entries.iter().enumerate() {
-        for text in texts {
-            let keyword = entry
-                .keywords
-                .iter()
-                .filter(|k| k.find(text, refusals) == Found::Yes)
-                .map(|k| (1.0, k.words.len()));
-            let questions = entry.questions.iter().map(|q| q.coverage(text));
-            for (score, found) in keyword.chain(questions) {
-                if score + f64::EPSILON < threshold {
-                    continue;
-                }
-                let better = best.is_none_or(|(b, b_found)| {
-                    score > b.score + f64::EPSILON
-                        || ((score - b.score).abs() <= f64::EPSILON && found > b_found)
-                });
-                if better {
-                    best = Some((Match { index, score }, found));
-                }
-            }
-        }
-    }
-    best.map(|(m, _)| m)
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! intents) and where they occur in a customer's text.
 
 use super::Filler;
-use super::{Negations, Words, is_unspaced_script, same_word, tokens, within_one_edit};
+use super::{Negations, Words, is_unspaced_script, key, same_word, tokens, within_one_edit};
 
 /// A question, keyword or phrase from the playbook, ready for matching.
 #[derive(Debug, Clone)]
 pub struct Phrase {
     pub(super) words: Vec<String>,
+    /// The [`key`] of each word.
+    keys: Vec<u16>,
     joined: String,
     unspaced_script: bool,
     /// Verbatim phrases match a message's word only when it is the phrase's word, that word
@@ -33,6 +35,7 @@ impl Phrase {
         let joined = words.join(" ");
         let unspaced_script = joined.chars().any(is_unspaced_script);
         Self {
+            keys: words.iter().map(|w| key(w)).collect(),
             words,
             joined,
             unspaced_script,
@@ -47,6 +50,7 @@ impl Phrase {
         let joined = words.join(" ");
         let unspaced_script = joined.chars().any(is_unspaced_script);
         Self {
+            keys: words.iter().map(|w| key(w)).collect(),
             words,
             joined,
             unspaced_script,
@@ -67,9 +71,30 @@ impl Phrase {
         {
             return token == word;
         }
-        let (t, w) = (token.chars().count(), word.chars().count());
+        let (t, w) = if token.is_ascii() && word.is_ascii() {
+            (token.len(), word.len())
+        } else {
+            (token.chars().count(), word.chars().count())
+        };
         let with_ending = w >= 4 && t > w && t - w <= 3 && token.starts_with(word);
         with_ending || (w >= 6 && t.abs_diff(w) <= 1 && one_typo_apart(token, word))
+    }
+
+    /// Whether every word of the phrase could be in `text` (their [`key`]s are): a cheap test
+    /// that rules out most phrases.
+    pub(super) fn may_be_in(&self, text: &Words) -> bool {
+        self.keys.iter().all(|k| text.has_key(*k))
+    }
+
+    /// Whether `words` are the phrase's words, in order.
+    pub fn matches_at(&self, words: &[String]) -> bool {
+        words.len() == self.words.len() && words.iter().zip(&self.words).all(|(t, w)| self.is(t, w))
+    }
+
+    /// Whether the phrase is in a script written without spaces (it also matches as a
+    /// substring).
+    pub fn unspaced_script(&self) -> bool {
+        self.unspaced_script
     }
 
     /// Whether the phrase has no words at all (it could never match).
@@ -95,10 +120,11 @@ impl Phrase {
             return Vec::new();
         }
         // Most phrases miss a word entirely: find that out before looking clause by clause.
-        let anywhere = self
-            .words
-            .iter()
-            .all(|w| text.all.iter().any(|t| self.is(t, w)));
+        let anywhere = self.may_be_in(text)
+            && self
+                .words
+                .iter()
+                .all(|w| text.all.iter().any(|t| self.is(t, w)));
         let mut found = Vec::new();
         if anywhere {
             for range in text.clause_ranges() {
@@ -170,7 +196,7 @@ impl Phrase {
         if self.is_empty() {
             return false;
         }
-        if self.words.iter().all(|w| text.has(w)) {
+        if self.may_be_in(text) && self.words.iter().all(|w| text.has(w)) {
             return true;
         }
         self.unspaced_script && text.joined.contains(&self.joined)

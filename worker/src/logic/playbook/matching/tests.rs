@@ -54,57 +54,49 @@ fn filler_words_do_not_count_as_meaningful() {
 }
 
 #[test]
-fn the_entry_with_more_matched_words_wins_a_tie() {
-    let f = filler();
-    let entries = vec![
-        EntryPatterns {
-            questions: vec![Phrase::new("my order", &f)],
-            keywords: vec![],
-        },
-        EntryPatterns {
-            questions: vec![Phrase::new("return my order", &f)],
-            keywords: vec![],
-        },
-    ];
-    let refusals = Negations::refusals([]);
-    let found = best_match(
-        &entries,
-        &[words("How do I return an order?")],
-        0.75,
-        &refusals,
-    );
-    assert_eq!(found.map(|m| m.index), Some(1));
+fn a_refusal_covers_the_words_after_it_in_its_clause_up_to_a_new_request() {
+    let refusals = Negations::refusals(["rather not"]).with_scope(["want"], ["why"]);
+    let covered = |text: &str| {
+        let w = words(text);
+        let flags = refusals.covered(&w);
+        w.all()
+            .iter()
+            .zip(flags)
+            .filter(|(_, c)| *c)
+            .map(|(w, _)| w.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     assert_eq!(
-        best_match(&entries, &[words("weather")], 0.75, &refusals),
-        None
+        covered("I don't want to return anything"),
+        "to return anything"
+    );
+    assert_eq!(
+        covered("no need for a refund, where is my parcel?"),
+        "for a refund"
+    );
+    assert_eq!(covered("Ich will keinen Refund"), "refund");
+    assert_eq!(covered("I'd rather not return it"), "return it");
+    // A plain negation is no refusal; a later request ends the refused part.
+    assert_eq!(covered("my parcel did not arrive"), "");
+    assert_eq!(
+        covered("I don't want a refund I want to return it"),
+        "a refund i"
     );
 }
 
 #[test]
-fn a_keyword_after_a_refusal_does_not_count_but_after_a_plain_negation_it_does() {
-    let f = filler();
-    let entries = vec![
-        EntryPatterns {
-            questions: vec![],
-            keywords: vec![Phrase::new("parcel", &f)],
-        },
-        EntryPatterns {
-            questions: vec![],
-            keywords: vec![Phrase::new("return", &f), Phrase::new("refund", &f)],
-        },
-    ];
-    let refusals = Negations::refusals(["rather not"]);
-    let best = |text: &str| best_match(&entries, &[words(text)], 0.75, &refusals).map(|m| m.index);
-    // Refused: built-in cues in several languages, and one from the playbook.
-    assert_eq!(best("I don't want to return anything"), None);
-    assert_eq!(best("no need for a refund, where is my parcel?"), Some(0));
-    assert_eq!(best("Ich will keinen refund"), None);
-    assert_eq!(best("I'd rather not return it"), None);
-    // Not refused: a plain negation, a refusal in another clause, or the keyword again later.
-    assert_eq!(best("my parcel did not arrive"), Some(0));
-    assert_eq!(best("I did not get my parcel"), Some(0));
-    assert_eq!(best("I don't want to wait, I want a refund"), Some(1));
-    assert_eq!(best("I don't want a refund. I want to return it"), Some(1));
+fn a_negation_stops_at_a_later_request_and_is_rhetorical_after_a_question_word() {
+    let n = Negations::new([]).with_scope(["want", "quiero"], ["why"]);
+    let negated = |phrase: &str, text: &str| {
+        let found = Phrase::verbatim(phrase).occurrences(&words(text), None, &n);
+        !found.is_empty() && found.iter().all(|o| o.negated)
+    };
+    assert!(!negated("human", "no i want a human"));
+    assert!(!negated("humano", "no quiero un bot quiero un humano"));
+    assert!(!negated("human", "why is there no human I can talk to"));
+    assert!(negated("human", "I don't want a human"));
+    assert!(negated("humano", "no quiero un humano"));
 }
 
 fn scrambled(words: Vec<String>) -> impl Strategy<Value = String> {
@@ -211,4 +203,32 @@ fn a_longer_occurrence_covers_a_shorter_one_inside_it() {
     let no_problem = Phrase::verbatim("no problem").occurrences(&text, None, &n)[0];
     assert!(no.covered_by(&no_problem));
     assert!(!no_problem.covered_by(&no));
+}
+
+#[test]
+fn a_message_is_cut_into_requests_at_clause_marks_and_request_words() {
+    let starts = PhraseSet::new(vec![
+        Phrase::verbatim("and also"),
+        Phrase::verbatim("y también"),
+    ]);
+    let pieces = |text: &str| {
+        let w = words(text);
+        w.pieces(&starts)
+            .into_iter()
+            .map(|r| w.all()[r].join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pieces("where is my order and also I want a refund"),
+        ["where is my order", "and also i want a refund"]
+    );
+    assert_eq!(
+        pieces("¿Dónde está mi pedido? y también el horario"),
+        ["donde esta mi pedido", "y tambien el horario"]
+    );
+    assert_eq!(
+        pieces("Váza dorazila rozbitá, ale druhý balík nepřišel"),
+        ["vaza dorazila rozbita", "ale druhy balik neprisel"]
+    );
+    assert_eq!(pieces("where is my order"), ["where is my order"]);
 }
