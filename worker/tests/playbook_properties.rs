@@ -200,46 +200,49 @@ fn first_answer(playbook: &Playbook, text: &str) -> Vec<Action> {
         .actions
 }
 
-fn scramble(question: &str, order: &[usize], upper: &[bool], punctuation: &[&str]) -> String {
+/// `question` with each word in capitals or not (`upper`, cycled), the words separated by
+/// `spacing` (cycled) and ended by `end`. The word order stays: negation and clauses depend on it
+/// ("not damaged, just late" is not "damaged, not just late").
+fn vary(question: &str, upper: &[bool], spacing: &[&str], end: &str) -> String {
     let words: Vec<&str> = question
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .filter(|w| !w.is_empty())
         .collect();
     let mut out = String::new();
-    for (i, &index) in order.iter().enumerate() {
-        let word = words[index % words.len()];
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push_str(spacing[i % spacing.len()]);
+        }
         if upper[i % upper.len()] {
             out.push_str(&word.to_uppercase());
         } else {
             out.push_str(&word.to_lowercase());
         }
-        out.push_str(punctuation[i % punctuation.len()]);
     }
+    out.push_str(end);
     out
 }
 
 proptest! {
     #[test]
-    fn a_knowledge_base_question_gets_the_same_answer_whatever_its_case_punctuation_and_word_order(
-        (question, order) in prop::sample::select(default_questions()).prop_flat_map(|q| {
-            let n = q.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).count();
-            (Just(q), Just((0..n).collect::<Vec<usize>>()).prop_shuffle())
-        }),
+    fn a_knowledge_base_question_gets_the_same_answer_whatever_its_case_spacing_and_end(
+        question in prop::sample::select(default_questions()),
         upper in prop::collection::vec(any::<bool>(), 1..8),
-        punctuation in prop::collection::vec(prop::sample::select(vec![" ", "? ", "!! ", ", ", " - ", "... "]), 1..8),
+        spacing in prop::collection::vec(prop::sample::select(vec![" ", "  ", "\t", " \n"]), 1..4),
+        end in prop::sample::select(vec!["", "?", "??", "!", "!!", "...", " ?", "."]),
     ) {
         let playbook = builtin();
         let expected = first_answer(playbook, &question);
         prop_assert_eq!(expected.len(), 2, "greeting and answer for {:?}", question);
-        let scrambled = scramble(&question, &order, &upper, &punctuation);
+        let varied = vary(&question, &upper, &spacing, end);
         // A message in capitals reads as shouting and is apologised to first; the answer itself
         // stays the same.
         let apology = Action::Message { content: "I'm sorry about the trouble.".into() };
-        let answer: Vec<Action> = first_answer(playbook, &scrambled)
+        let answer: Vec<Action> = first_answer(playbook, &varied)
             .into_iter()
             .filter(|action| *action != apology)
             .collect();
-        prop_assert_eq!(answer, expected, "{:?} vs {:?}", question, scrambled);
+        prop_assert_eq!(answer, expected, "{:?} vs {:?}", question, varied);
     }
 }
 
