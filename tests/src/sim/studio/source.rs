@@ -143,11 +143,9 @@ mod tests {
             "an unchanged file is not a new version"
         );
 
-        std::fs::write(
-            &path,
-            DEFAULT_PLAYBOOK.replace("threshold = 0.75", "threshold = 0.8"),
-        )
-        .expect("write");
+        let edited = DEFAULT_PLAYBOOK.replace("\nthreshold = 0.5\n", "\nthreshold = 0.55\n");
+        assert_ne!(edited, DEFAULT_PLAYBOOK, "the edit changes the file");
+        std::fs::write(&path, edited).expect("write");
         assert_eq!(source.current().1, 2);
 
         std::fs::write(&path, "version = 1\n[matching]\nthreshold = 7\n").expect("write");
