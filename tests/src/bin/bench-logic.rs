@@ -32,6 +32,7 @@ use testkit::sim::cases::{self, run::play_in_process};
 use testkit::workspace_root;
 use worker::logic::Context;
 use worker::logic::playbook::{DEFAULT_PLAYBOOK, Playbook, PlaybookLogic};
+use worker::process::FALLBACK_RESERVE;
 
 /// Measures the playbook's CPU per event and the generative step's answer latency.
 #[derive(Debug, Parser)]
@@ -224,7 +225,11 @@ async fn generative_latency(cli: &Cli) -> Result<()> {
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
         for _ in 0..requests {
             let (raw, event) = message(budget)?;
-            let context = Context::new(event.expires, Utc::now(), 1, raw);
+            // As the worker runs it: the logic must return the callback margin and the
+            // fallback's reserve before the deadline.
+            let mut context = Context::new(event.expires, Utc::now(), 1, raw);
+            context.answer_by = event.expires
+                - chrono::Duration::from_std(config.worker.deadline_margin + FALLBACK_RESERVE)?;
             let started = Instant::now();
             logic.decide(&event, &context).await?;
             histogram.record(started.elapsed().as_micros().max(1) as u64)?;

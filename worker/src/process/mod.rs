@@ -79,7 +79,7 @@ impl Outcome {
 
 /// Time kept back from the logic for delivering the fallback answer if it fails or hangs (at
 /// most half the time left).
-const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
+pub const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
 
 impl Processor {
     /// Processes `message` (of `partition`) to its final outcome. Does not acknowledge it.
