@@ -12,7 +12,6 @@
 //! - [`faults`]: fault-injection helpers: bounded load with a ledger, the audit of every
 //!   acknowledged event, the real binaries as processes.
 //! - [`bench`]: the baselines and summary of the benchmark (`tests/bench/run.sh`).
-//! - [`sim`]: `saltedcx-sim`, the Salted CX emulator (demo, load runs), usable as a library.
 //! - [`webdriver`]: headless Chromium driven over WebDriver, for the studio's browser test.
 
 pub mod bench;
@@ -25,7 +24,6 @@ pub mod nats_server;
 pub mod otlp;
 pub mod poll;
 mod process;
-pub mod sim;
 pub mod stack;
 pub mod webdriver;
 

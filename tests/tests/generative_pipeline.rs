@@ -160,7 +160,7 @@ async fn a_hanging_model_still_gets_every_event_the_playbooks_answer_before_its_
         running.fake.summary()
     );
     let page = stack::scrape(&running.worker).await?;
-    let timeouts = stack::metric_value(
+    let timeouts = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_generative_fallbacks_total",
         &[("reason", "timeout")],

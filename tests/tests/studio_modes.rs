@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use fake_model::{Behaviour, FakeModel};
+use saltedcx_sim::cases::{self, run};
+use saltedcx_sim::studio::generative::GenerativeOptions;
+use saltedcx_sim::studio::{StudioOptions, StudioServer};
 use serde_json::{Value, json};
 use testkit::NatsServer;
-use testkit::sim::cases::{self, run};
-use testkit::sim::studio::generative::GenerativeOptions;
-use testkit::sim::studio::{StudioOptions, StudioServer};
 use testkit::stack::{self, TOKEN};
 use worker::logic::playbook::ReplyLanguage;
 

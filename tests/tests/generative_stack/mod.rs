@@ -108,7 +108,7 @@ impl Running {
     /// A worker metric's value.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
         let page = stack::scrape(&self.worker).await?;
-        Ok(stack::metric_value(&page, name, labels))
+        Ok(saltedcx_sim::metrics::metric_value(&page, name, labels))
     }
 }
 
