@@ -143,11 +143,20 @@ mod tests {
             "an unchanged file is not a new version"
         );
 
-        std::fs::write(
-            &path,
-            DEFAULT_PLAYBOOK.replace("threshold = 0.75", "threshold = 0.8"),
-        )
-        .expect("write");
+        // The edit: another matching threshold, whatever the shipped one is.
+        let edited: String = DEFAULT_PLAYBOOK
+            .lines()
+            .map(|line| {
+                if line.starts_with("threshold = ") {
+                    "threshold = 0.8"
+                } else {
+                    line
+                }
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
+        assert_ne!(edited, DEFAULT_PLAYBOOK, "the edit changes the file");
+        std::fs::write(&path, edited).expect("write");
         assert_eq!(source.current().1, 2);
 
         std::fs::write(&path, "version = 1\n[matching]\nthreshold = 7\n").expect("write");
