@@ -303,7 +303,7 @@ base_image() {
 }
 
 release_build() {
-    timeout 3600 nice -n 10 cargo build --release --locked -p ingress -p worker -p yourlogic-tests --bins
+    timeout 3600 nice -n 10 cargo build --release --locked -p ingress -p worker -p saltedcx-sim
 }
 
 # build_image LOG_NAME CONTEXT DOCKERFILE ARGS...: one `docker build`, output in its log.

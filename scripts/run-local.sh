@@ -45,7 +45,7 @@ stack_stop_stale
 rm -rf "${RUN_DIR}/jetstream"
 
 stack_log "building the release binaries (ingress, worker, saltedcx-sim)"
-(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p saltedcx-sim)
 
 stack_trap
 stack_require_ports "$SIM_PORT"

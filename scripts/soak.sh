@@ -56,7 +56,7 @@ seconds() {
 
 mkdir -p "$OUT"
 stack_log "building the release binaries"
-(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p saltedcx-sim)
 {
     echo "date: $(date -u +%FT%TZ)  cpus: $(nproc)  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "git: $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && git diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"

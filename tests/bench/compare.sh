@@ -39,7 +39,7 @@ trap '(cd "$REPO" && git worktree remove --force "$tree" 2>/dev/null || true)' E
 (cd "$tree" && CARGO_TARGET_DIR="${REPO}/.bench/compare-target" \
     cargo build --release --locked -p ingress -p worker)
 stack_log "building the working tree"
-(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p saltedcx-sim)
 stack_trap
 trap 'stack_stop_all; (cd "$REPO" && git worktree remove --force "$tree" 2>/dev/null || true)' EXIT
 

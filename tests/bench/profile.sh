@@ -26,7 +26,7 @@ export SALTEDCX_TOKEN="${SALTEDCX_TOKEN:-bench-token}" RUST_LOG="${RUST_LOG:-war
 NATS_PORT=24422 INGRESS_PORT=28180 SIM_PORT=28188
 
 mkdir -p "$RUN_DIR"
-(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p saltedcx-sim)
 stack_trap
 stack_start_pipeline "$NATS_PORT" "$INGRESS_PORT" "$SIM_PORT" 29191 29192
 stack_start sim "${REPO}/target/release/saltedcx-sim" load --listen "127.0.0.1:${SIM_PORT}" \

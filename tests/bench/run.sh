@@ -50,7 +50,8 @@ WORKER_PORTS=(29091 29092)
 
 mkdir -p "$RUN_DIR"
 stack_log "building release binaries"
-(cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+(cd "$REPO" && cargo build --release --locked \
+    --bin ingress --bin worker --bin saltedcx-sim --bin bench-baselines)
 sim="${REPO}/target/release/saltedcx-sim"
 baselines="${REPO}/target/release/bench-baselines"
 

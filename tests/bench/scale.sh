@@ -51,7 +51,7 @@ STACK_BIN_DIR="${STACK_BIN_DIR:-${REPO}/target/release}"
 mkdir -p "$RUN_DIR"
 if [[ -z "${SCALE_NO_BUILD:-}" ]]; then
     stack_log "building release binaries"
-    (cd "$REPO" && cargo build --release --locked -p ingress -p worker -p yourlogic-tests)
+    (cd "$REPO" && cargo build --release --locked -p ingress -p worker -p saltedcx-sim)
 fi
 sim="${STACK_BIN_DIR}/saltedcx-sim"
 {

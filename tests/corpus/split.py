@@ -56,7 +56,7 @@ DETAILS = {"order"}
 RATING_SCALE = range(1, 6)
 
 CASE_KEYS = {"name", "category", "language", "customer", "platform", "url", "custom", "step"}
-# Step kinds of the conversation tests (tests/src/sim/scenario.rs): the value's shape.
+# Step kinds of the conversation tests (simulator/src/scenario.rs): the value's shape.
 TEXT_STEPS = {
     "customer", "customer_silent", "agent_joins", "agent", "action", "navigation", "menu_step",
     "answer", "conversation_update",

@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use saltedcx_sim::conversation::timestamp;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -20,11 +21,6 @@ pub const DOMAIN: &str = "testkit";
 pub const REGION: &str = "eu";
 /// Time between `time` and `expires` unless set otherwise.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(15);
-
-/// Formats a time as Salted CX does (RFC 3339, UTC, `Z`).
-pub fn timestamp(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// A builder of one event.
 #[derive(Debug, Clone)]

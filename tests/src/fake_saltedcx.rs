@@ -16,6 +16,11 @@
 //! [`FakeSaltedCx::pause`] closes the port and resets open connections (clients then get
 //! "connection refused"); [`FakeSaltedCx::resume`] listens on the same port again, keeping the
 //! records and behaviour. [`FakeSaltedCx::start_on`] starts a new fake on a given port.
+//!
+//! The simulator serves the same API (`saltedcx_sim::server`, whose route this fake uses) for a
+//! different job: it hands each callback to the conversation waiting for it and counts what
+//! arrives at load scale, while this fake records every call and injects the failures the
+//! delivery tests need (statuses, delays, hangs, resets, a closed port).
 
 mod behaviour;
 mod handler;
@@ -26,6 +31,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::routing::post;
+use saltedcx_sim::server::CALLBACK_ROUTE;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -36,10 +42,6 @@ pub use behaviour::{Behaviour, Callback, Outcome, Reply};
 use crate::killable::{ConnHandle, Connections, KillableListener};
 use crate::poll::wait_until;
 use handler::AppState;
-
-/// The callback route, in axum's path syntax.
-pub const CALLBACK_ROUTE: &str =
-    "/api/v1/live/your-logic/accounts/{account_id}/conversations/{conversation_pid}";
 
 /// State shared by the handle and the server; survives pause and resume.
 struct Shared {

@@ -234,7 +234,7 @@ pub async fn metric_at(url: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    crate::stack::metric_value(&page, name, labels)
+    saltedcx_sim::metrics::metric_value(&page, name, labels)
 }
 
 /// `q`-quantile (0..=1) of `values` (nearest rank); zero for an empty list.

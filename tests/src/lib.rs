@@ -5,6 +5,10 @@
 //!   pinned binary is installed on first use by `scripts/install-nats-server.sh`.
 //! - [`fake_saltedcx::FakeSaltedCx`]: the Salted CX callback API on a loopback port, recording
 //!   every call and answering as scripted (failures, delays, resets, refused connections).
+//! - [`fake_model::FakeModel`]: an OpenAI-compatible chat-completions server on a loopback port,
+//!   answering as scripted, for the generative step.
+//! - [`golden`]: the golden conversations of `tests/golden/` (scripts, their events, the
+//!   expected replies), played by the logic directly and through the pipeline.
 //! - [`events::EventBuilder`]: valid Salted CX events as JSON, adjustable field by field.
 //! - [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver (a stand-in collector) on a loopback
 //!   port, keeping the spans the services export.
@@ -12,20 +16,20 @@
 //! - [`faults`]: fault-injection helpers: bounded load with a ledger, the audit of every
 //!   acknowledged event, the real binaries as processes.
 //! - [`bench`]: the baselines and summary of the benchmark (`tests/bench/run.sh`).
-//! - [`sim`]: `saltedcx-sim`, the Salted CX emulator (demo, load runs), usable as a library.
 //! - [`webdriver`]: headless Chromium driven over WebDriver, for the studio's browser test.
 
 pub mod bench;
 pub mod events;
+pub mod fake_model;
 pub mod fake_saltedcx;
 pub mod faults;
+pub mod golden;
 pub mod killable;
 pub mod nats_cluster;
 pub mod nats_server;
 pub mod otlp;
 pub mod poll;
 mod process;
-pub mod sim;
 pub mod stack;
 pub mod webdriver;
 

@@ -201,24 +201,6 @@ impl Poster {
     }
 }
 
-/// Reads one sample (summed over label sets matching `labels`) from a `/metrics` page.
-pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            if all { value.parse::<f64>().ok() } else { None }
-        })
-        .sum()
-}
-
 /// Fetches a service's `/metrics` page.
 pub async fn scrape(service: &Service) -> Result<String> {
     Ok(reqwest::get(format!("{}/metrics", service.admin_url()))

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use testkit::sim::client::{IngressClient, Posted};
-use testkit::sim::dedicated::{Dedicated, Target};
+use saltedcx_sim::client::{IngressClient, Posted};
+use saltedcx_sim::dedicated::{Dedicated, Target};
 use testkit::stack::{self, Service, TOKEN};
 use testkit::{EventBuilder, NatsServer};
 use tokio::sync::Barrier;
@@ -113,7 +113,7 @@ fn timed_out(page: &str) -> f64 {
     ["header_timeout", "idle_timeout"]
         .iter()
         .map(|reason| {
-            stack::metric_value(
+            saltedcx_sim::metrics::metric_value(
                 page,
                 "yourlogic_http_connections_closed_total",
                 &[("listener", "events"), ("reason", reason)],
@@ -159,7 +159,7 @@ async fn three_thousand_connections_opened_at_once_are_all_answered_promptly_and
     // Idle for a while, then every connection posts again on the connection it kept.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let page = stack::scrape(&ingress).await?;
-    let open = stack::metric_value(
+    let open = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_http_connections",
         &[("listener", "events")],
@@ -174,7 +174,7 @@ async fn three_thousand_connections_opened_at_once_are_all_answered_promptly_and
         );
     }
     let page = stack::scrape(&ingress).await?;
-    let evicted = stack::metric_value(
+    let evicted = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_http_connections_closed_total",
         &[("listener", "events"), ("reason", "evicted_idle")],
@@ -209,7 +209,7 @@ async fn a_burst_beyond_the_connection_cap_is_served_by_closing_idle_connections
     );
     let page = stack::scrape(&ingress).await?;
     assert_eq!(timed_out(&page), 0.0, "connections waited for a time-out");
-    let evicted = stack::metric_value(
+    let evicted = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_http_connections_closed_total",
         &[("listener", "events"), ("reason", "evicted_idle")],

@@ -14,7 +14,7 @@ fn text(path: &str) -> Result<String> {
 #[test]
 fn the_readme_and_the_logic_guide_give_the_number_of_shipped_conversation_tests() -> Result<()> {
     let dir = testkit::workspace_root().join("tests/conversations");
-    let cases = testkit::sim::cases::load(&[dir])?.len();
+    let cases = saltedcx_sim::cases::load(&[dir])?.len();
     for (file, sentence) in [
         (
             "README.md",

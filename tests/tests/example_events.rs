@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
+use testkit::faults::binaries::binary;
 use testkit::stack::{self, TOKEN};
 use testkit::{NatsServer, free_port};
 
@@ -46,7 +47,7 @@ fn example_files() -> Result<Vec<PathBuf>> {
 
 /// Runs `saltedcx-sim send` with `args` (token and ingress given), bounded in time.
 async fn send(ingress_url: &str, listen: &str, args: &[&str]) -> Result<Output> {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_saltedcx-sim"));
+    let mut command = tokio::process::Command::new(binary("saltedcx-sim")?);
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

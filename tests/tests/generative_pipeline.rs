@@ -3,15 +3,12 @@
 //! answer reaches the customer; when the model hangs, the playbook's answer is delivered before
 //! every event's deadline, and no callback ever arrives after it.
 
-#[path = "../../worker/tests/support/fake_model.rs"]
-mod fake_model;
-
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use clap::Parser;
-use fake_model::{Behaviour, FakeModel};
 use reqwest::StatusCode;
+use testkit::fake_model::{Behaviour, FakeModel};
 use testkit::stack::{self, Poster, Service, TOKEN};
 use testkit::{EventBuilder, FakeSaltedCx, NatsServer, wait_until};
 
@@ -160,7 +157,7 @@ async fn a_hanging_model_still_gets_every_event_the_playbooks_answer_before_its_
         running.fake.summary()
     );
     let page = stack::scrape(&running.worker).await?;
-    let timeouts = stack::metric_value(
+    let timeouts = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_generative_fallbacks_total",
         &[("reason", "timeout")],

@@ -10,10 +10,10 @@ mod generative_stack;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use generative_stack::fake_model::{Behaviour, FakeModel};
 use generative_stack::{Conversation, message_texts, needs_help, note_texts, start};
 use serde_json::json;
 use testkit::EventBuilder;
+use testkit::fake_model::{Behaviour, FakeModel};
 
 const DELIVERY: &str = "Orders are delivered within 3-5 working days. You can follow yours with the tracking link in your confirmation e-mail.";
 const ASK_ORDER: &str = "I'm sorry to hear that. What is your order number? You can find it in your confirmation e-mail.";

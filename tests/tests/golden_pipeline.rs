@@ -1,18 +1,16 @@
-//! The golden conversations of `worker/tests/golden` through the real pipeline: events are
+//! The golden conversations of `tests/golden` through the real pipeline: events are
 //! POSTed to an in-process ingress, stored in a real NATS JetStream, processed by an in-process
 //! worker running the built-in playbook, and answered to a fake Salted CX. Like Salted CX, each
 //! conversation sends its next event only after the previous one was answered, with the custom
 //! data the answer stored. The replies must equal the same expectations as the fast golden
-//! tests in `worker/tests/golden_conversations.rs`.
-
-#[path = "../../worker/tests/support/golden.rs"]
-mod golden;
+//! tests in `golden_conversations.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use reqwest::StatusCode;
+use testkit::golden;
 use testkit::stack::{self, Poster, TOKEN};
 use testkit::{FakeSaltedCx, NatsServer};
 
@@ -20,7 +18,7 @@ const READY: Duration = Duration::from_secs(15);
 const ANSWERED: Duration = Duration::from_secs(15);
 
 fn dir() -> PathBuf {
-    golden::golden_dir(env!("CARGO_MANIFEST_DIR"))
+    golden::golden_dir()
 }
 
 /// Plays script `name` as conversation `pid`, one event after the other.

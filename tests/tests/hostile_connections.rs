@@ -107,7 +107,7 @@ async fn slow_bodies_get_408_and_slow_or_silent_connections_are_closed() -> Resu
     }
     let page = stack::scrape(&ingress).await?;
     assert!(
-        stack::metric_value(
+        saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_ingress_requests_total",
             &[("outcome", "timeout")]
@@ -252,7 +252,7 @@ async fn at_the_cap_a_connection_stalled_in_its_headers_is_closed_to_make_room()
     // it).
     let page = stack::scrape(&ingress).await?;
     let closed = |reason: &str| {
-        stack::metric_value(
+        saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_http_connections_closed_total",
             &[("listener", "events"), ("reason", reason)],
@@ -304,7 +304,7 @@ async fn at_the_cap_the_longest_idle_keep_alive_connection_makes_room_at_once() 
     // Served by evicting an idle connection, not after one's idle timeout (a minute).
     let page = stack::scrape(&ingress).await?;
     let closed = |reason: &str| {
-        stack::metric_value(
+        saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_http_connections_closed_total",
             &[("listener", "events"), ("reason", reason)],

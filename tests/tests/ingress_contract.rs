@@ -130,7 +130,7 @@ async fn every_contract_status_of_post_events_comes_with_its_error_body() -> Res
         "invalid",
         "expired",
     ] {
-        let count = stack::metric_value(
+        let count = saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_ingress_requests_total",
             &[("outcome", outcome)],

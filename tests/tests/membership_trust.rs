@@ -68,8 +68,8 @@ async fn phantom_workers_announced_without_the_secret_take_no_partition() -> Res
     .await;
     let answered = answered_count();
     let page = stack::scrape(&worker).await?;
-    let owned = stack::metric_value(&page, "yourlogic_worker_partitions", &[]);
-    let live = stack::metric_value(&page, "yourlogic_workers_live", &[]);
+    let owned = saltedcx_sim::metrics::metric_value(&page, "yourlogic_worker_partitions", &[]);
+    let live = saltedcx_sim::metrics::metric_value(&page, "yourlogic_workers_live", &[]);
     announcer.abort();
     println!(
         "{PHANTOMS} phantom workers announced without the secret: {answered} of 20 events \

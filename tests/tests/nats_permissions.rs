@@ -43,9 +43,9 @@ async fn round_is_answered(poster: &Poster, fake: &FakeSaltedCx, prefix: &str) -
 /// Waits until `worker` owns at least one partition.
 async fn owns_partitions(worker: &Service) -> bool {
     testkit::wait_until(READY, Duration::from_millis(100), || async {
-        stack::scrape(worker)
-            .await
-            .is_ok_and(|page| stack::metric_value(&page, "yourlogic_worker_partitions", &[]) > 0.0)
+        stack::scrape(worker).await.is_ok_and(|page| {
+            saltedcx_sim::metrics::metric_value(&page, "yourlogic_worker_partitions", &[]) > 0.0
+        })
     })
     .await
 }

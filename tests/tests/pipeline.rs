@@ -133,8 +133,10 @@ async fn three_workers_keep_every_conversations_callbacks_in_acceptance_order() 
     let answered_in = started.elapsed();
     let verdict = stack::verdict(&accepted, &fake.callbacks());
     let page = stack::scrape(&workers[0]).await?;
-    let e2e_sum = stack::metric_value(&page, "yourlogic_end_to_end_seconds_sum", &[]);
-    let e2e_count = stack::metric_value(&page, "yourlogic_end_to_end_seconds_count", &[]);
+    let e2e_sum =
+        saltedcx_sim::metrics::metric_value(&page, "yourlogic_end_to_end_seconds_sum", &[]);
+    let e2e_count =
+        saltedcx_sim::metrics::metric_value(&page, "yourlogic_end_to_end_seconds_count", &[]);
     println!(
         "ordering run: {} events posted in {posted_in:?}, all answered in {answered_in:?} \
          ({:.0} events/s), mean end-to-end {:.1} ms, {verdict:?}",
@@ -211,7 +213,7 @@ async fn an_event_that_expires_in_the_queue_gets_no_callback_and_is_counted() ->
     assert!(passed);
     let (_worker, page) = worker_once_answered(&nats, &fake, &poster, "conv-expire").await?;
     assert!(calls_for(&fake, doomed["requestId"].as_str().unwrap_or_default()).is_empty());
-    let expired = stack::metric_value(
+    let expired = saltedcx_sim::metrics::metric_value(
         &page,
         "yourlogic_events_processed_total",
         &[("outcome", "expired")],
@@ -254,12 +256,13 @@ async fn an_answered_event_redelivered_after_its_deadline_is_not_counted_expired
     // The answered event is another conversation's: it may be handled after the marker.
     let counts = || async {
         let page = stack::scrape(&worker).await.unwrap_or_default();
-        let expired = stack::metric_value(
+        let expired = saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_events_processed_total",
             &[("outcome", "expired")],
         );
-        let already = stack::metric_value(&page, "yourlogic_already_answered_total", &[]);
+        let already =
+            saltedcx_sim::metrics::metric_value(&page, "yourlogic_already_answered_total", &[]);
         (expired, already)
     };
     let both = testkit::wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
@@ -342,7 +345,7 @@ async fn a_callback_that_keeps_failing_is_never_sent_after_the_deadline() -> Res
         Duration::from_millis(50),
         || async {
             let page = stack::scrape(&worker).await.unwrap_or_default();
-            stack::metric_value(
+            saltedcx_sim::metrics::metric_value(
                 &page,
                 "yourlogic_events_processed_total",
                 &[("outcome", "expired")],
@@ -394,7 +397,7 @@ async fn a_callback_rejected_with_a_client_error_is_not_retried_and_is_dead_lett
     );
     let page = stack::scrape(&worker).await?;
     assert_eq!(
-        stack::metric_value(
+        saltedcx_sim::metrics::metric_value(
             &page,
             "yourlogic_dead_letters_total",
             &[("reason", "callback_rejected")]

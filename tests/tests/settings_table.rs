@@ -14,7 +14,7 @@ fn binaries() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("ingress", ingress::config::Cli::command()),
         ("worker", worker::config::Cli::command()),
-        ("saltedcx-sim", testkit::sim::config::Cli::command()),
+        ("saltedcx-sim", saltedcx_sim::config::Cli::command()),
     ]
 }
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use saltedcx_sim::conversation::ACCOUNT_ID;
+use saltedcx_sim::server::CallbackServer;
+use saltedcx_sim::{demo, load, scenario};
 use testkit::NatsServer;
-use testkit::sim::conversation::ACCOUNT_ID;
-use testkit::sim::server::CallbackServer;
-use testkit::sim::{demo, load, scenario};
 use testkit::stack::{self, Service, TOKEN};
 
 const READY: Duration = Duration::from_secs(15);
@@ -57,7 +57,7 @@ fn load_options(stack: &Stack, rate: Option<f64>) -> Result<load::LoadOptions> {
         budget: Duration::from_secs(15),
         event_size: 3072,
         ramp_up: Duration::from_millis(200),
-        connections: testkit::sim::config::Connections::PerConversation,
+        connections: saltedcx_sim::config::Connections::PerConversation,
         // In-process workers share one metrics registry with every test of the process.
         worker_metrics: Vec::new(),
         warmup: Duration::ZERO,

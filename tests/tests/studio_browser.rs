@@ -14,7 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use testkit::sim::studio::{StudioOptions, StudioServer};
+use saltedcx_sim::studio::{StudioOptions, StudioServer};
+use testkit::faults::binaries::binary;
 use testkit::webdriver::{Browser, Installed};
 use testkit::workspace_root;
 use worker::logic::playbook::{DEFAULT_PLAYBOOK, Playbook, ReplyLanguage};
@@ -185,7 +186,7 @@ async fn the_studio_page_answers_explains_follows_playbook_edits_and_exports_a_p
     ensure!(exported.contains("[[case]]"), "not a case: {exported}");
     let case = dir.path().join("case.toml");
     std::fs::write(&case, exported)?;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_saltedcx-sim"))
+    let output = tokio::process::Command::new(binary("saltedcx-sim")?)
         .arg("test")
         .arg("--playbook")
         .arg(&playbook)

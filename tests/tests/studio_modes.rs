@@ -6,19 +6,16 @@
 //! outcome, the fallback reason and the passages, and the export expects only that the model
 //! writes something. Without a pipeline or a model those modes are refused with what to do.
 
-#[path = "../../worker/tests/support/fake_model.rs"]
-mod fake_model;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use fake_model::{Behaviour, FakeModel};
+use saltedcx_sim::cases::{self, run};
+use saltedcx_sim::studio::generative::GenerativeOptions;
+use saltedcx_sim::studio::{StudioOptions, StudioServer};
 use serde_json::{Value, json};
 use testkit::NatsServer;
-use testkit::sim::cases::{self, run};
-use testkit::sim::studio::generative::GenerativeOptions;
-use testkit::sim::studio::{StudioOptions, StudioServer};
+use testkit::fake_model::{Behaviour, FakeModel};
 use testkit::stack::{self, TOKEN};
 use worker::logic::playbook::ReplyLanguage;
 

@@ -16,8 +16,8 @@ use axum::routing::post;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::sim::client::{IngressClient, Posted};
-use crate::sim::stats::{Percentiles, Stats};
+use saltedcx_sim::client::{IngressClient, Posted};
+use saltedcx_sim::stats::{Percentiles, Stats};
 
 /// Serves the trivial endpoint `POST /v1/events` on `addr` until Ctrl-C or SIGTERM.
 pub async fn serve(addr: SocketAddr) -> Result<()> {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::sim::stats::{Percentiles, Stats};
+use saltedcx_sim::stats::{Percentiles, Stats};
 
 const STREAM: &str = "BENCH_BASELINE";
 const PREFIX: &str = "bench.baseline";

@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
-use crate::sim::conversation::Conversation;
-use crate::sim::scenario;
+use saltedcx_sim::conversation::Conversation;
+use saltedcx_sim::scenario;
 
 /// `count` event bodies of about `size` bytes from the built-in scenarios, as the simulator
 /// sends them.

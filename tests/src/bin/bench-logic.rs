@@ -13,22 +13,18 @@
 //!
 //! Build with `--release`; the figures are in docs/benchmarks.md.
 
-#[path = "../../../worker/tests/support/fake_model.rs"]
-mod fake_model;
-
 use std::path::PathBuf;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use chrono::Utc;
 use clap::Parser;
-use fake_model::{Behaviour, FakeModel};
 use hdrhistogram::Histogram;
+use saltedcx_sim::cases::{self, run::play_in_process};
 use serde_json::json;
 use shared::event::Event;
-use testkit::sim::cases::{self, run::play_in_process};
+use testkit::fake_model::{Behaviour, FakeModel};
 use testkit::workspace_root;
 use worker::logic::Context;
 use worker::logic::playbook::{DEFAULT_PLAYBOOK, Playbook, PlaybookLogic};

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use crate::poll::free_port;
 
-/// Path of the workspace binary `name` (`ingress`, `worker`) built next to this executable: a
-/// test (`target/debug/deps/<test>`) or a binary of this crate (`target/debug/<bin>`).
+/// Path of the workspace binary `name` (`ingress`, `worker`, `saltedcx-sim`) built next to this
+/// executable: a test (`target/debug/deps/<test>`) or a binary of this crate (`target/debug/<bin>`).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let dir = exe

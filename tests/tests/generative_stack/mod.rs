@@ -12,13 +12,9 @@ use anyhow::{Result, ensure};
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::fake_model::FakeModel;
 use testkit::stack::{self, Poster, Service, TOKEN};
 use testkit::{EventBuilder, FakeSaltedCx, NatsServer};
-
-#[path = "../../../worker/tests/support/fake_model.rs"]
-pub mod fake_model;
-
-use fake_model::FakeModel;
 
 const READY: Duration = Duration::from_secs(15);
 /// How long a test waits for one callback.
@@ -108,7 +104,7 @@ impl Running {
     /// A worker metric's value.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
         let page = stack::scrape(&self.worker).await?;
-        Ok(stack::metric_value(&page, name, labels))
+        Ok(saltedcx_sim::metrics::metric_value(&page, name, labels))
     }
 }
 

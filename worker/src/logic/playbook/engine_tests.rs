@@ -1,4 +1,4 @@
-//! Unit tests of single decisions; whole conversations are in `worker/tests/golden`.
+//! Unit tests of single decisions; whole conversations are in `tests/golden`.
 
 use serde_json::{Value, json};
 use shared::answer::{Action, Reply};

@@ -2,13 +2,13 @@
 //! event around it (the whole context, as Salted CX sends it), serialised without building
 //! intermediate JSON trees for the large parts.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{ACCOUNT_ID, Agent, BuiltEvent, Conversation, DOMAIN, Engagement, REGION};
-use crate::sim::scenario::Step;
+use crate::scenario::Step;
 
 impl Conversation {
     /// Applies `step`; returns the event to send, or `None` for a step that only changes the
@@ -21,7 +21,7 @@ impl Conversation {
         size: usize,
     ) -> Option<BuiltEvent> {
         let now = Utc::now();
-        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let time = super::timestamp(now);
         let trigger = self.step(step, &time)?;
         Some(self.build(trigger, now, budget, size))
     }
@@ -34,14 +34,14 @@ impl Conversation {
         budget: std::time::Duration,
         size: usize,
     ) -> BuiltEvent {
-        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let time = super::timestamp(now);
         let request_id = Uuid::new_v4();
         let expires = now + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX);
         let head = Head {
             request_id: request_id.to_string(),
             account_id: ACCOUNT_ID,
             time: &time,
-            expires: expires.to_rfc3339_opts(SecondsFormat::Micros, true),
+            expires: super::timestamp(expires),
             trigger,
             domain: DOMAIN,
             region: REGION,
@@ -74,7 +74,7 @@ impl Conversation {
             },
             engagements: &self.engagements,
         };
-        let body = crate::sim::body::assemble(&head, &self.turns, size);
+        let body = crate::body::assemble(&head, &self.turns, size);
         BuiltEvent {
             request_id,
             expires,
@@ -85,7 +85,7 @@ impl Conversation {
     /// The event of the customer writing `text` (a step that always sends one).
     pub fn message(&mut self, text: &str, budget: std::time::Duration) -> BuiltEvent {
         let now = Utc::now();
-        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let time = super::timestamp(now);
         let trigger = self.customer_message(text, false, &time);
         self.build(trigger, now, budget, 0)
     }

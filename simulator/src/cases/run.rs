@@ -14,9 +14,9 @@ use worker::logic::playbook::{Explanation, PlaybookLogic};
 
 use super::check::{self, Answered};
 use super::{Case, semantic};
-use crate::sim::conversation::Conversation;
-use crate::sim::driver::{self, Env, Gate, Outcome, Pacing, Record};
-use crate::sim::scenario::Step;
+use crate::conversation::Conversation;
+use crate::driver::{self, Env, Gate, Outcome, Pacing, Record};
+use crate::scenario::Step;
 
 /// Where the answers come from.
 pub enum Backend {
@@ -81,7 +81,7 @@ impl RunReport {
                         out,
                         "ok    {} ({}, {})",
                         case.name,
-                        crate::sim::transcript::count(case.checked, "check", "checks"),
+                        crate::transcript::count(case.checked, "check", "checks"),
                         case.file
                     );
                 }
@@ -101,12 +101,8 @@ impl RunReport {
         let _ = writeln!(
             out,
             "\n{}, {} checked: {} passed, {failed} failed",
-            crate::sim::transcript::count(
-                self.cases.len(),
-                "conversation test",
-                "conversation tests"
-            ),
-            crate::sim::transcript::count(checks, "answer", "answers"),
+            crate::transcript::count(self.cases.len(), "conversation test", "conversation tests"),
+            crate::transcript::count(checks, "answer", "answers"),
             self.cases.len() - failed
         );
         out

@@ -1,15 +1,13 @@
 //! Golden conversations: scripted multi-event conversations with the expected replies, kept as
-//! JSON files in `worker/tests/golden/`. This module reads them, builds each step's event the way
+//! JSON files in `tests/golden/`. This module reads them, builds each step's event the way
 //! Salted CX would (with the custom data, `needsHelp` flag and turns that earlier replies
 //! produced), and compares replies with the expectations. It is shared by the fast golden tests
-//! of the worker (logic called directly) and the pipeline tests of the `tests` package (events
-//! through ingress, NATS and the worker), so both prove the same conversations.
+//! (`golden_conversations`: the logic called directly) and the pipeline ones (`golden_pipeline`:
+//! events through ingress, NATS and the worker), so both prove the same conversations.
 //!
 //! File format: `{"description": "...", "custom": {...initial conversation.custom...},
 //! "steps": [{"trigger": {...}, "event": {...fields merged into the event...},
 //! "omit": ["conversation"], "expect": [...actions...], "state": {...subset of "yl"...}}]}`.
-
-#![allow(dead_code)] // each test crate uses a different part
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,14 +54,9 @@ pub struct Step {
     pub custom: Map<String, Value>,
 }
 
-/// The golden files directory, seen from a crate's manifest directory.
-pub fn golden_dir(manifest_dir: &str) -> PathBuf {
-    let own = Path::new(manifest_dir).join("tests/golden");
-    if own.is_dir() {
-        own
-    } else {
-        Path::new(manifest_dir).join("../worker/tests/golden")
-    }
+/// The golden files directory (`tests/golden/`).
+pub fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
 }
 
 /// Reads the script `name` (`<dir>/<name>.json`).

@@ -91,8 +91,11 @@ pub fn prepare(path: &Path, budget: Duration) -> std::result::Result<Prepared, S
     let expires = now
         + chrono::Duration::from_std(budget).map_err(|_| format!("budget {budget:?} too long"))?;
     object.insert("requestId".into(), json!(request_id.to_string()));
-    object.insert("time".into(), json!(crate::events::timestamp(now)));
-    object.insert("expires".into(), json!(crate::events::timestamp(expires)));
+    object.insert("time".into(), json!(crate::conversation::timestamp(now)));
+    object.insert(
+        "expires".into(),
+        json!(crate::conversation::timestamp(expires)),
+    );
     let body = Bytes::from(serde_json::to_vec(&value).map_err(|err| err.to_string())?);
     let event = shared::event::Event::from_json(&body).map_err(|err| err.to_string())?;
     let conversation = event
@@ -309,8 +312,11 @@ mod tests {
     #[test]
     fn a_typed_message_is_an_event_shaped_like_the_example_message() {
         let example: Value = serde_json::from_slice(
-            &std::fs::read(crate::workspace_root().join("examples/events/01-message.json"))
-                .expect("the example message"),
+            &std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../examples/events/01-message.json"),
+            )
+            .expect("the example message"),
         )
         .expect("JSON");
         let mut conversation = typed_conversation("es");

@@ -104,7 +104,12 @@ pub struct Applied {
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    timestamp(Utc::now())
+}
+
+/// Formats a time as Salted CX does (RFC 3339, UTC, microseconds, `Z`).
+pub fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl Conversation {

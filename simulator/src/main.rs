@@ -1,9 +1,9 @@
-//! `saltedcx-sim`: parses the command line and runs the simulator (see `testkit::sim`).
+//! `saltedcx-sim`: parses the command line and runs the simulator (see the `saltedcx_sim` library).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use testkit::sim::config::Cli;
+use saltedcx_sim::config::Cli;
 
 // The simulator allocates a little for every event and callback on many threads; mimalloc does
 // that at a fraction of glibc malloc's cost, leaving more of the shared CPU to the pipeline.
@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     shared::telemetry::init_logging(cli.log_format);
-    match testkit::sim::run(cli).await {
+    match saltedcx_sim::run(cli).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("saltedcx-sim: error: {err:#}");

@@ -143,7 +143,18 @@ mod tests {
             "an unchanged file is not a new version"
         );
 
-        let edited = DEFAULT_PLAYBOOK.replace("\nthreshold = 0.5\n", "\nthreshold = 0.55\n");
+        // The edit: another matching threshold, whatever the shipped one is.
+        let edited: String = DEFAULT_PLAYBOOK
+            .lines()
+            .map(|line| {
+                if line.starts_with("threshold = ") {
+                    "threshold = 0.8"
+                } else {
+                    line
+                }
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
         assert_ne!(edited, DEFAULT_PLAYBOOK, "the edit changes the file");
         std::fs::write(&path, edited).expect("write");
         assert_eq!(source.current().1, 2);

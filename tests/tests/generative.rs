@@ -1,10 +1,7 @@
 //! The generative answer step against a fake OpenAI-compatible server on loopback: answers,
 //! tool calls, errors, malformed and empty answers, slow and hanging models. Whatever the model
 //! does, the logic returns within the time the worker gives it, with the model's answer or the
-//! playbook's. `tests/tests/generative_pipeline.rs` checks the same through the real pipeline.
-
-#[path = "support/fake_model.rs"]
-mod fake_model;
+//! playbook's. `generative_pipeline.rs` checks the same through the real pipeline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use clap::Parser;
-use fake_model::{Behaviour, FakeModel};
 use serde_json::{Value, json};
 use shared::answer::{Action, Reply};
 use shared::event::Event;
+use testkit::fake_model::{Behaviour, FakeModel};
 use worker::config::Cli;
 use worker::logic::{Context, Logic};
 

@@ -396,7 +396,7 @@ pub async fn command(args: &TestArgs) -> Result<ExitCode> {
             args.reply_language,
         )?),
         Some(url) => {
-            let (token, server) = crate::sim::start_callbacks(&args.endpoint).await?;
+            let (token, server) = crate::start_callbacks(&args.endpoint).await?;
             let client = IngressClient::new(url, &token)?;
             client.check_reachable().await?;
             run::Backend::Pipeline(Env {

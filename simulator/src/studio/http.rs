@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::Studio;
 use super::session::Mode;
-use crate::sim::scenario::Step;
+use crate::scenario::Step;
 
 const PAGE: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/studio.js");

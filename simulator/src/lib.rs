@@ -1,4 +1,5 @@
-//! `saltedcx-sim`: a Salted CX emulator for the demo, end-to-end tests and load benchmarks.
+//! `saltedcx-sim`: a Salted CX emulator for the demo, end-to-end tests and load benchmarks (the
+//! binary parses the command line and calls [`run`]; the end-to-end tests use the library).
 //!
 //! It behaves like Salted CX towards Your Logic: it POSTs events with the bearer token to the
 //! ingress, one at a time per conversation (the next only after the previous one was answered
@@ -7,12 +8,13 @@
 //! an answer misses `expires`. Conversations come from scenario files with realistic, growing
 //! context.
 //!
-//! - [`config`]: the command line; [`scenario`]: scenario files;
+//! - [`config`]: the command line; [`scenario`]: scenario files (the built-in ones are
+//!   `simulator/scenarios/*.toml`);
 //! - [`conversation`] and [`body`]: the growing event of one conversation;
 //! - [`server`] and [`registry`]: the callback API and routing callbacks to conversations;
 //! - [`client`]: posting events; [`driver`]: playing conversations;
 //! - [`demo`], [`load`], [`serve`], [`send`]: the four commands; [`stats`], [`report`],
-//!   [`transcript`]: what they show;
+//!   [`transcript`]: what they show; [`metrics`]: the workers' own count of expired events;
 //! - [`cases`]: `test`, conversation tests with expectations on every answer;
 //! - [`studio`]: `studio`, a page to chat with a playbook, see why it answered, and keep the
 //!   conversation as a test.

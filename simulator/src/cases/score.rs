@@ -192,7 +192,7 @@ fn ratio(part: usize, whole: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::cases::run::{CaseReport, StepOutcome};
+    use crate::cases::run::{CaseReport, StepOutcome};
 
     fn case(category: &str, language: &str, steps: &[(bool, bool)]) -> CaseReport {
         let steps: Vec<StepOutcome> = steps

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Fate, Sent, Source};
-use crate::sim::transcript::human;
+use crate::transcript::human;
 
 /// A report as text: one line about the event and its fate, then the callback body.
 pub fn report_text(report: &Sent, budget: Duration) -> String {

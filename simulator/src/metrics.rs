@@ -27,9 +27,28 @@ pub async fn expired_total(urls: &[String]) -> Result<f64> {
             .text()
             .await
             .with_context(|| format!("reading the worker metrics at {url}"))?;
-        total += crate::stack::metric_value(&page, PROCESSED, &[("outcome", "expired")]);
+        total += metric_value(&page, PROCESSED, &[("outcome", "expired")]);
     }
     Ok(total)
+}
+
+/// The sum of the samples of metric `name` on a Prometheus text page whose labels include all of
+/// `labels` (0 when there is none).
+pub fn metric_value(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            if metric != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            if all { value.parse::<f64>().ok() } else { None }
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -40,7 +59,7 @@ mod tests {
             yourlogic_events_processed_total{trigger=\"MESSAGE\",outcome=\"expired\"} 3\n\
             yourlogic_events_processed_total{trigger=\"FILE\",outcome=\"expired\"} 2\n\
             yourlogic_events_processed_total{trigger=\"MESSAGE\",outcome=\"answered\"} 40\n";
-        let sum = crate::stack::metric_value(page, super::PROCESSED, &[("outcome", "expired")]);
+        let sum = super::metric_value(page, super::PROCESSED, &[("outcome", "expired")]);
         assert_eq!(sum, 5.0);
     }
 }

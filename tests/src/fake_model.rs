@@ -1,9 +1,8 @@
 //! A fake OpenAI-compatible chat-completions server on loopback, for the generative step's
 //! tests: it answers `POST /v1/chat/completions` the way it is told (a text, a tool call, an
 //! error status, a malformed or empty answer, after a delay, or never) and records every request.
-//! Shared by the worker's tests and the pipeline tests of the `tests` package.
-
-#![allow(dead_code)] // each test crate uses a different part
+//! Used by the generative step's tests (in-process and through the pipeline), the studio's
+//! generative mode tests and `bench-logic`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,22 +1,20 @@
 //! Golden conversations through the playbook logic, called directly (fast): each scripted
 //! conversation in `tests/golden/*.json` is played event by event, feeding the returned
 //! `conversation.custom` back into the next event as Salted CX does, and every reply is compared
-//! with the expected actions. `tests/tests/golden_pipeline.rs` plays the same scripts through
+//! with the expected actions. `golden_pipeline.rs` plays the same scripts through
 //! the real pipeline.
-
-#[path = "support/golden.rs"]
-mod golden;
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use chrono::Utc;
 use shared::event::Event;
+use testkit::golden;
 use worker::logic::playbook::{Playbook, PlaybookLogic};
 use worker::logic::{Context, Logic};
 
 fn dir() -> PathBuf {
-    golden::golden_dir(env!("CARGO_MANIFEST_DIR"))
+    golden::golden_dir()
 }
 
 async fn play(name: &str) {

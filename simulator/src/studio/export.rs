@@ -1,5 +1,5 @@
 //! Keeping a conversation: the studio's conversation as a conversation-test case (the format
-//! `saltedcx-sim test` runs, see [`crate::sim::cases`]), with its current answers as the
+//! `saltedcx-sim test` runs, see [`crate::cases`]), with its current answers as the
 //! expectations, ready to paste into `tests/conversations/`.
 //!
 //! Each answered step expects exactly its messages (`message`), or `no_message`/`nothing` when
@@ -14,7 +14,7 @@ use serde_json::Value;
 use toml::Value as Toml;
 
 use super::session::{Exchange, Session};
-use crate::sim::scenario::Step;
+use crate::scenario::Step;
 use worker::logic::playbook::state;
 
 /// The step as a case-file table (without `expect`); `None` never happens today, kept so a
@@ -200,9 +200,9 @@ mod tests {
     use worker::logic::playbook::{Options, Playbook, PlaybookLogic};
 
     use super::*;
-    use crate::sim::cases::{self, run};
-    use crate::sim::scenario::{File, Leave, Review};
-    use crate::sim::studio::session::{Backend, Mode};
+    use crate::cases::{self, run};
+    use crate::scenario::{File, Leave, Review};
+    use crate::studio::session::{Backend, Mode};
 
     const BUDGET: Duration = Duration::from_secs(15);
 

@@ -16,8 +16,8 @@ use worker::logic::playbook::{Options, Playbook};
 
 use super::explain;
 use super::pipeline::{Pipeline, Posted};
-use crate::sim::conversation::Conversation;
-use crate::sim::scenario::{Scenario, Step};
+use crate::conversation::Conversation;
+use crate::scenario::{Scenario, Step};
 
 /// Where answers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::sim::client::{IngressClient, Posted as Post};
-use crate::sim::conversation::BuiltEvent;
-use crate::sim::server::CallbackApi;
+use crate::client::{IngressClient, Posted as Post};
+use crate::conversation::BuiltEvent;
+use crate::server::CallbackApi;
 
 /// Pause between tries of an event the ingress could not store yet (503, no connection).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);

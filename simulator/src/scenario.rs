@@ -1,4 +1,4 @@
-//! Scenario files: scripted conversations the simulator plays (`tests/scenarios/*.toml`).
+//! Scenario files: scripted conversations the simulator plays (`simulator/scenarios/*.toml`).
 //!
 //! A scenario names its customer and lists its steps in order, one small table (or a bare
 //! string) per step. Every step except `agent_joins` becomes one event sent to Your Logic:
@@ -29,7 +29,7 @@
 //! ]
 //! ```
 //!
-//! The scenarios in `tests/scenarios/` are compiled into the binary, so the demo needs no files
+//! The scenarios in `simulator/scenarios/` are compiled into the binary, so the demo needs no files
 //! at run time; `--scenarios DIR` plays the `*.toml` files of another directory instead.
 
 use std::path::Path;
@@ -37,23 +37,23 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-/// The scenarios shipped with the simulator (`tests/scenarios/`).
+/// The scenarios shipped with the simulator (`simulator/scenarios/`).
 pub const BUILTIN: [(&str, &str); 4] = [
     (
         "delivery-bot.toml",
-        include_str!("../../scenarios/delivery-bot.toml"),
+        include_str!("../scenarios/delivery-bot.toml"),
     ),
     (
         "agent-escalation.toml",
-        include_str!("../../scenarios/agent-escalation.toml"),
+        include_str!("../scenarios/agent-escalation.toml"),
     ),
     (
         "negative-review.toml",
-        include_str!("../../scenarios/negative-review.toml"),
+        include_str!("../scenarios/negative-review.toml"),
     ),
     (
         "human-request.toml",
-        include_str!("../../scenarios/human-request.toml"),
+        include_str!("../scenarios/human-request.toml"),
     ),
 ];
 
