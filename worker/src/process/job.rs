@@ -6,7 +6,7 @@ use chrono::Utc;
 use shared::envelope::{Envelope, EnvelopeError};
 use shared::telemetry::names;
 
-use super::{Outcome, Processor, count};
+use super::{Answering, Outcome, Processor, count};
 use crate::deadletter::Reason;
 
 /// One delivery being processed.
@@ -18,6 +18,7 @@ pub(super) struct Job<'m> {
     pub delivery: i64,
     /// Whether this is certainly the first delivery to any worker (see [`is_first_delivery`]).
     pub first_delivery: bool,
+    pub answering: Answering,
 }
 
 /// What triage decided.
@@ -37,6 +38,7 @@ impl<'m> Job<'m> {
         partition: u16,
         message: &'m jetstream::Message,
         max_budget: std::time::Duration,
+        answering: Answering,
     ) -> Result<Self, EnvelopeError> {
         let mut envelope = Envelope::from_headers(message.headers.as_ref())?;
         let info = message.info().ok();
@@ -60,6 +62,7 @@ impl<'m> Job<'m> {
             envelope,
             delivery,
             first_delivery,
+            answering,
         })
     }
 

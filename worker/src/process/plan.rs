@@ -12,7 +12,7 @@ use shared::telemetry::names;
 use super::decide::{FallbackCause, fallback_reply};
 use super::job::Job;
 use super::read::read_event;
-use super::{Outcome, Processor, count};
+use super::{Answering, Outcome, Processor, count};
 use crate::answers::{AnswersError, Claim, Record};
 use crate::deadletter::Reason;
 
@@ -51,6 +51,9 @@ impl Processor {
                 None => {}
             }
         }
+        // The fast path needs the account from the envelope (events queued by earlier versions
+        // lack it there: they are decided, which reads it from the body).
+        let skip = job.answering == Answering::SkipToLatest && job.envelope.account_id.is_some();
         let (reply, outcome, account_id) = if exhausted {
             let stored = self
                 .dead_letter(
@@ -69,14 +72,17 @@ impl Processor {
                 Outcome::Failed,
                 None,
             )
+        } else if skip {
+            (Reply::skip_to_latest(), Outcome::Silent, None)
         } else {
             self.decided(job).await?
         };
         let answer = Answer::new(job.envelope.request_id, reply);
         // A deterministic logic's first decision needs no record: any other processing of this
-        // event decides the same answer. (A fallback is not a decision of the logic: recorded.)
+        // event decides the same answer. (A fallback is not a decision of the logic, nor is a
+        // skipped event's empty answer: recorded.)
         let deterministic =
-            job.first_delivery && outcome != Outcome::Failed && self.logic.deterministic();
+            job.first_delivery && !skip && outcome != Outcome::Failed && self.logic.deterministic();
         if deterministic {
             return Ok(Plan {
                 answer,
