@@ -12,8 +12,8 @@
 #
 # The sides run alternately (python, before, after; per load; COST_RUNS rounds), so the
 # drifts of a shared machine hit every side alike; CPU time (user + system, from /proc) counts,
-# not wall time. Prints every run and, per load and side, the range over the rounds; writes
-# results.csv and summary.md to .bench/cost-<timestamp>/.
+# not wall time. Prints every run (with the 1-minute load average at its end) and, per load and
+# side, the range over the rounds; writes results.csv and summary.md to .bench/cost-<timestamp>/.
 #
 #   tests/bench/cost.sh HEAD~3                 # before = HEAD~3, after = the working tree
 #   COST_RUNS=3 COST_LOADS=paced tests/bench/cost.sh main
@@ -120,6 +120,8 @@ one() {
         --time-limit "$((limit - 60))s" --report-json "${OUT}/${label}.json" \
         >"${OUT}/${label}.txt" 2>&1 || true
     stack_cpu_snapshot "${processes[@]}" >"${RUN_DIR}/cpu-after"
+    # The machine's 1-minute load average at the end of the run (other work on a shared host).
+    cut -d' ' -f1 /proc/loadavg >"${OUT}/${label}-load.txt"
     stack_cpu_delta "${RUN_DIR}/cpu-before" "${RUN_DIR}/cpu-after" >"${OUT}/${label}-cpu.csv"
     stack_stop_all
     python3 - "$OUT" "$load" "$side" "$round" <<'PY'
@@ -140,15 +142,16 @@ latency = report["latency"]
 line = [load, side, round_, f"{report['events_per_s']:.0f}", f"{latency['p50_ms']:.1f}",
         f"{latency['p99_ms']:.1f}", str(report["deadline_misses"]), str(report["lost"]),
         f"{per['nats']:.0f}", f"{per['ingress']:.0f}", f"{per['worker']:.0f}",
-        f"{sum(per.values()):.0f}"]
+        f"{sum(per.values()):.0f}", open(f"{out}/{label}-load.txt").read().strip()]
 with open(f"{out}/results.csv", "a") as f:
     f.write(",".join(line) + "\n")
 print(f"{label:22} {line[3]:>6} events/s, p99 {line[5]:>7} ms, misses {line[6]}, lost {line[7]} | "
-      f"CPU µs per event: nats {line[8]}, ingress {line[9]}, workers {line[10]}, all {line[11]}")
+      f"CPU µs per event: nats {line[8]}, ingress {line[9]}, workers {line[10]}, all {line[11]} "
+      f"| load average {line[12]}")
 PY
 }
 
-echo "load,side,round,events_per_s,p50_ms,p99_ms,misses,lost,nats_us,ingress_us,workers_us,all_us" >"${OUT}/results.csv"
+echo "load,side,round,events_per_s,p50_ms,p99_ms,misses,lost,nats_us,ingress_us,workers_us,all_us,load_avg" >"${OUT}/results.csv"
 sides=(before after)
 [[ "$python" == 1 ]] && sides=(python before after)
 for round in $(seq 1 "$runs"); do
@@ -164,9 +167,10 @@ python3 - "$OUT" <<'PY'
 import csv, sys
 out = sys.argv[1]
 rows = list(csv.DictReader(open(f"{out}/results.csv")))
-keys = ("events_per_s", "p99_ms", "misses", "nats_us", "ingress_us", "workers_us", "all_us")
+keys = ("events_per_s", "p99_ms", "misses", "nats_us", "ingress_us", "workers_us", "all_us",
+        "load_avg")
 head = ("load", "side", "events/s", "p99 ms", "misses", "CPU µs/event: nats", "ingress",
-        "workers", "all", "all vs Python")
+        "workers", "all", "load average", "all vs Python")
 lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 def span(values):
     low, high = min(values), max(values)
