@@ -23,8 +23,9 @@ if ! command -v perf >/dev/null 2>&1; then
 fi
 
 installed_ok() {
+    # The tools have no --version: cargo install's record names the version installed.
     [[ -x "${target}/bin/inferno-flamegraph" && -x "${target}/bin/inferno-collapse-perf" ]] &&
-        "${target}/bin/inferno-flamegraph" --version 2>/dev/null | grep -q "${INFERNO_VERSION}"
+        grep -q "^\"inferno ${INFERNO_VERSION} " "${target}/.crates.toml" 2>/dev/null
 }
 
 if ! installed_ok; then
