@@ -90,9 +90,12 @@ for group in "${!groups[@]}"; do
         <"${OUT}/stacks-${group}.txt" >"${OUT}/flame-${group}.svg" 2>/dev/null || true
     {
         echo "## with callees (children)"
-        perf report -i "$data" --children --sort symbol -g none --stdio --percent-limit 2 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60
+        # awk reads to the end (head would stop perf with SIGPIPE, a failure under pipefail).
+        perf report -i "$data" --children --sort symbol -g none --stdio --percent-limit 2 2>/dev/null |
+            awk 'NF && !/^#/ && n++ < 60'
         echo "## alone (self)"
-        perf report -i "$data" --no-children --sort dso,symbol -g none --stdio --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60
+        perf report -i "$data" --no-children --sort dso,symbol -g none --stdio --percent-limit 0.5 2>/dev/null |
+            awk 'NF && !/^#/ && n++ < 60'
     } >"${OUT}/top-${group}.txt"
     # The exact count (the header of perf report rounds it to "1K"): samples per command.
     total="$(perf report -i "$data" --no-children --stdio -n --sort comm -g none 2>/dev/null |
