@@ -58,7 +58,7 @@ fi
     echo "cpus: $(nproc) ($(lscpu 2>/dev/null | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'))"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "git: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet || echo ' (uncommitted changes)')"
-    echo "load: ${conversations} conversations, ${rate:+open loop at ${rate} events/s}${rate:-closed loop}, sampled ${seconds} s"
+    echo "load: ${conversations} conversations, $([[ -n "$rate" ]] && echo "open loop at ${rate} events/s" || echo "closed loop"), sampled ${seconds} s"
 } >"${OUT}/machine.txt"
 cat "${OUT}/machine.txt" >&2
 
