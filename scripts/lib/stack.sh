@@ -176,3 +176,38 @@ stack_cpu_delta() {
     echo "service,cpu_s"
     awk -F, 'NR == FNR { before[$1] = $2; next } { printf "%s,%.2f\n", $1, $2 - before[$1] }' "$1" "$2"
 }
+
+# stack_python: the interpreter of the plain Python pipeline (tests/bench/python/), with its
+# pinned packages installed into REPO/.tools/bench-python when missing. Prints its path.
+stack_python() {
+    local venv="${REPO}/.tools/bench-python"
+    if [[ ! -x "${venv}/bin/python" ]] || ! "${venv}/bin/python" -c 'import aiohttp, nats' 2>/dev/null; then
+        stack_log "installing the Python baseline's packages into ${venv}"
+        python3 -m venv "$venv" >&2
+        "${venv}/bin/pip" install --quiet --disable-pip-version-check \
+            -r "${REPO}/tests/bench/python/requirements.txt" >&2
+    fi
+    echo "${venv}/bin/python"
+}
+
+# stack_start_python_pipeline NATS_PORT INGRESS_PORT SIM_PORT WORKERS: nats-server with
+# JetStream (store in RUN_DIR/jetstream), the Python ingress on INGRESS_PORT and WORKERS Python
+# workers answering to 127.0.0.1:SIM_PORT, named like the Rust pipeline's processes (nats,
+# ingress, worker-1, ...). Waits until the ingress listens.
+stack_start_python_pipeline() {
+    local nats_port="$1" ingress_port="$2" sim_port="$3" workers="$4" python nats_bin i
+    python="$(stack_python)"
+    nats_bin="$("${REPO}/scripts/install-nats-server.sh")"
+    stack_require_ports "$nats_port" "$ingress_port"
+    stack_start nats "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$nats_port"
+    for _ in $(seq 1 50); do stack_port_free "$nats_port" || break; sleep 0.2; done
+    export NATS_URL="nats://127.0.0.1:${nats_port}"
+    stack_start ingress env INGRESS_ADDR="127.0.0.1:${ingress_port}" "$python" "${REPO}/tests/bench/python/ingress.py"
+    for ((i = 1; i <= workers; i++)); do
+        stack_start "worker-$i" env SALTEDCX_API_URL="http://127.0.0.1:${sim_port}" \
+            "$python" "${REPO}/tests/bench/python/worker.py"
+    done
+    for _ in $(seq 1 100); do stack_port_free "$ingress_port" || break; sleep 0.2; done
+    # The workers create the stream and their consumer on start.
+    sleep 1
+}

@@ -106,6 +106,18 @@ impl Reply {
         Self::default()
     }
 
+    /// A reply with no actions telling Salted CX to skip the conversation's queued events and
+    /// send its latest one (for events superseded by later ones of the same conversation).
+    pub fn skip_to_latest() -> Self {
+        Self {
+            control: Some(Control {
+                skip_to_latest: Some(true),
+                ..Control::default()
+            }),
+            ..Self::default()
+        }
+    }
+
     /// A reply with the given actions.
     pub fn with_actions(actions: Vec<Action>) -> Self {
         Self {

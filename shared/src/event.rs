@@ -383,6 +383,14 @@ impl Event {
         Ok((event, dropped))
     }
 
+    /// [`Event::from_json_lenient`] of a body already known to be UTF-8 (faster: no string is
+    /// checked again).
+    pub fn from_text_lenient(body: &str) -> Result<(Event, Vec<String>), EventError> {
+        let (event, dropped): (Event, _) = crate::parse::repaired_text(body, NEEDED_FIELDS)?;
+        event.validate()?;
+        Ok((event, dropped))
+    }
+
     /// Checks what the pipeline needs beyond the JSON shape. An absent `accountId` is the
     /// ingress's concern (refused there unless the deployment configures one).
     fn validate(&self) -> Result<(), EventError> {

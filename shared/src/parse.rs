@@ -58,6 +58,15 @@ pub fn explained<T: DeserializeOwned>(body: &[u8]) -> Result<T, EventError> {
     }
 }
 
+/// [`explained`] of a body already known to be UTF-8: the fast parse reads it as text, without
+/// checking every string again.
+pub fn explained_text<T: DeserializeOwned>(body: &str) -> Result<T, EventError> {
+    match serde_json::from_str::<T>(body) {
+        Ok(value) => Ok(value),
+        Err(_) => explained(body.as_bytes()),
+    }
+}
+
 fn invalid_at(path: &str, inner: &dyn std::fmt::Display) -> EventError {
     if path.is_empty() || path == "." {
         EventError::Invalid(format!("invalid event: {inner}"))
@@ -77,7 +86,24 @@ pub fn repaired<T: DeserializeOwned>(
     body: &[u8],
     needed: &[&str],
 ) -> Result<(T, Vec<String>), EventError> {
-    match explained::<T>(body) {
+    repair_after(explained::<T>(body), body, needed)
+}
+
+/// [`repaired`] of a body already known to be UTF-8 (see [`explained_text`]).
+pub fn repaired_text<T: DeserializeOwned>(
+    body: &str,
+    needed: &[&str],
+) -> Result<(T, Vec<String>), EventError> {
+    repair_after(explained_text::<T>(body), body.as_bytes(), needed)
+}
+
+/// Repairs `body` if its first parse (`first`) found a field of an unexpected type.
+fn repair_after<T: DeserializeOwned>(
+    first: Result<T, EventError>,
+    body: &[u8],
+    needed: &[&str],
+) -> Result<(T, Vec<String>), EventError> {
+    match first {
         Ok(value) => return Ok((value, Vec::new())),
         Err(err @ EventError::Malformed(_)) => return Err(err),
         Err(EventError::Invalid(_)) => {}

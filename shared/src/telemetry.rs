@@ -54,12 +54,14 @@ pub mod names {
     pub const WORKER_IN_FLIGHT: &str = "yourlogic_worker_in_flight";
     /// Gauge: partitions this worker owns (pulls from).
     pub const WORKER_PARTITIONS: &str = "yourlogic_worker_partitions";
-    /// Gauge: events delivered to this worker and not finished (queued in lanes or running).
+    /// Gauge: events delivered to this worker and not finished (queued in lanes, running, or
+    /// on the flood fast path).
     pub const WORKER_HELD: &str = "yourlogic_worker_held_events";
     /// Gauge: live workers, as this worker's membership sees them.
     pub const WORKERS_LIVE: &str = "yourlogic_workers_live";
-    /// Counter: deliveries handed back for a while because their conversation already had
-    /// `MAX_HELD_PER_CONVERSATION` events held (a sender flooding one conversation).
+    /// Counter: events answered by the flood fast path (an empty answer carrying
+    /// `control.skipToLatest`, without the logic) because later events of their conversation
+    /// already filled its `MAX_HELD_PER_CONVERSATION` quota (a sender flooding one conversation).
     pub const DEFERRED: &str = "yourlogic_deferred_events_total";
     /// Counter: partitions this worker took over (was pinned on), each after checking which of
     /// their events another worker still held.

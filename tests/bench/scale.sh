@@ -106,23 +106,18 @@ start_rust() {
 
 # start_python WORKERS: nats-server, the Python ingress and WORKERS Python workers; sets URLS.
 start_python() {
-    local workers="$1" i venv="${REPO}/.tools/bench-python"
+    local workers="$1" i python
     local nats_bin
     nats_bin="$("${REPO}/scripts/install-nats-server.sh")"
-    if [[ ! -x "${venv}/bin/python" ]]; then
-        stack_log "installing the Python baseline's packages into ${venv}"
-        python3 -m venv "$venv" >&2
-        "${venv}/bin/pip" install --quiet --disable-pip-version-check \
-            -r "${REPO}/tests/bench/python/requirements.txt" >&2
-    fi
+    python="$(stack_python)"
     stack_start nats $(pinned "$service_cores") "$nats_bin" -js -sd "${RUN_DIR}/jetstream" -a 127.0.0.1 -p "$NATS_PORT"
     export NATS_URL="nats://127.0.0.1:${NATS_PORT}"
     sleep 1
     stack_start "ingress-1" $(pinned "$service_cores") env INGRESS_ADDR="127.0.0.1:$((INGRESS_BASE + 1))" \
-        "${venv}/bin/python" "${REPO}/tests/bench/python/ingress.py"
+        "$python" "${REPO}/tests/bench/python/ingress.py"
     for ((i = 1; i <= workers; i++)); do
         stack_start "worker-$i" $(pinned "$service_cores") env SALTEDCX_API_URL="http://127.0.0.1:${SIM_PORT}" \
-            "${venv}/bin/python" "${REPO}/tests/bench/python/worker.py"
+            "$python" "${REPO}/tests/bench/python/worker.py"
     done
     for _ in $(seq 1 100); do stack_port_free "$((INGRESS_BASE + 1))" || break; sleep 0.2; done
     sleep 1

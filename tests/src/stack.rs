@@ -23,7 +23,7 @@ pub struct Service {
     /// only listener).
     admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<Result<()>>,
 }
 
 impl Service {
@@ -98,9 +98,10 @@ pub async fn start_worker(
 
 /// Runs a built service as a task; `run` gets the signal that resolves when the service is
 /// asked to stop (or its `Service` is dropped).
-fn spawn<F>(addr: SocketAddr, admin: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Service
+fn spawn<F, E>(addr: SocketAddr, admin: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Service
 where
-    F: Future<Output = std::io::Result<()>> + Send + 'static,
+    F: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let (stop, stopped) = oneshot::channel::<()>();
     let signal: StopSignal = Box::pin(async move {
@@ -110,7 +111,10 @@ where
         addr,
         admin,
         stop: Some(stop),
-        task: tokio::spawn(run(signal)),
+        task: {
+            let running = run(signal);
+            tokio::spawn(async move { Ok(running.await?) })
+        },
     }
 }
 

@@ -2,16 +2,21 @@
 //! that stays down, and one conversation whose callbacks hang. Retries happen only before the
 //! deadline, nothing is sent after `expires`, no event is answered twice, and a hanging or
 //! flooded conversation holds back no other conversation, not even one of its partition: the
-//! others are answered while its callbacks cannot be, whatever the machine's speed (the
-//! latencies are printed).
+//! others are answered while its callbacks (or decisions) cannot be, whatever the machine's
+//! speed (the latencies are printed).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use shared::answer::{Action, Reply as Answer};
+use shared::event::Event;
 use testkit::faults::{self, Ledger, LoadSpec, NonceLogic};
 use testkit::stack::{self, Poster, Service, TOKEN};
 use testkit::{Behaviour, EventBuilder, FakeSaltedCx, NatsServer, Reply};
+use worker::logic::{Context, Logic, LogicError};
 
 const READY: Duration = Duration::from_secs(15);
 const PARTITIONS: u16 = 64;
@@ -267,22 +272,49 @@ async fn a_slow_conversation_holds_back_no_other_conversation_not_even_of_its_pa
     Ok(())
 }
 
+/// Answers like [`NonceLogic`], but holds every decision of the conversation `flood` until
+/// the gate opens, and counts them.
+struct GatedLogic {
+    open: tokio::sync::watch::Receiver<bool>,
+    flood_decisions: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Logic for GatedLogic {
+    async fn decide(&self, event: &Event, _context: &Context) -> Result<Answer, LogicError> {
+        if event.conversation_pid() == Some("flood") {
+            self.flood_decisions.fetch_add(1, Ordering::SeqCst);
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        Ok(Answer::with_actions(vec![Action::message(format!(
+            "{} {}",
+            event.request_id,
+            uuid::Uuid::new_v4().simple()
+        ))]))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_partition() -> Result<()>
-{
-    const FLOOD: usize = 40;
+async fn a_flood_in_one_conversation_cannot_fill_its_partitions_window_the_excess_skips_to_the_latest()
+-> Result<()> {
+    const FLOOD: usize = 60;
+    const QUOTA: u32 = 2;
     let fake = FakeSaltedCx::start(TOKEN).await?;
-    // The flooded conversation's callbacks hang until its neighbours are answered: its events
-    // pile up at the worker and none of them finishes meanwhile.
-    fake.set_behaviour_for("flood", Behaviour::always(Reply::Hang));
     let nats = NatsServer::start().await?;
     let ingress = stack::start_ingress(&nats.url(), |_| {}).await?;
     stack::wait_ready(&ingress, READY).await?;
-    // A small in-flight window per partition, which the flood alone could fill.
-    let worker = stack::start_worker(&nats.url(), &fake.base_url(), NonceLogic::shared(), |c| {
-        c.worker.in_flight_per_partition = 16;
-        c.worker.max_held_per_conversation = 4;
-        c.worker.callback_timeout = Duration::from_secs(1);
+    // The flood's decisions hang until the gate opens: its first event cannot finish.
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let logic = Arc::new(GatedLogic {
+        open,
+        flood_decisions: AtomicUsize::new(0),
+    });
+    // A window of 4 events per partition (NATS lets 16 be delivered and unacknowledged),
+    // which the flood alone could fill many times over.
+    let worker = stack::start_worker(&nats.url(), &fake.base_url(), logic.clone(), |c| {
+        c.worker.in_flight_per_partition = 4;
+        c.worker.max_held_per_conversation = QUOTA;
     })
     .await?;
     stack::wait_ready(&worker, READY).await?;
@@ -292,12 +324,12 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
     let mut flood = Vec::new();
     for n in 0..FLOOD {
         let event = EventBuilder::message("flood", &format!("message {n}"))
-            .expires_in(Duration::from_secs(60))
+            .expires_in(Duration::from_secs(90))
             .build();
         assert_eq!(poster.post(&event).await?.0, 202);
         flood.push(event["requestId"].as_str().unwrap_or_default().to_string());
     }
-    // Conversations of the same partition, posted while the flood is being worked through.
+    // Conversations of the same partition, stored after the whole flood.
     let mut others = Vec::new();
     for conversation in conversations_in("neighbour", partition, true, 6) {
         let event = EventBuilder::message(&conversation, "hello").build();
@@ -308,40 +340,83 @@ async fn a_flooded_conversation_keeps_only_its_quota_and_cannot_starve_its_parti
             at,
         ));
     }
-    // The neighbours are answered although no event of the flood can finish.
+    // The neighbours are answered while the flood's first event still cannot finish (a generous
+    // bound; without the fast path they are never delivered while the gate is closed).
     let mut waits = Vec::new();
     for (id, at) in &others {
         let answered = fake.wait_for_request(id, Duration::from_secs(60)).await?;
         waits.push((answered.received_at - *at).to_std().unwrap_or_default());
     }
+    let first = &flood[0];
+    let latest = &flood[FLOOD - 1];
     assert!(
-        flood.iter().all(|id| fake.callbacks_for(id).is_empty()),
-        "a hanging callback was answered"
+        fake.callbacks_for(first).is_empty() && fake.callbacks_for(latest).is_empty(),
+        "the flood's first or latest event was answered while the gate was closed"
     );
-    // Then the flood's callbacks go through (150 ms each), and it is answered in order.
-    fake.set_behaviour_for(
-        "flood",
-        Behaviour::default().with_delay(Duration::from_millis(150)),
+    // What the flood holds at the worker is bounded by the quota (the running event and the
+    // latest one), not by NATS's window.
+    let held = poll_metric_at_most(
+        &worker.url(),
+        "yourlogic_worker_held_events",
+        f64::from(QUOTA),
+    )
+    .await;
+    assert!(
+        held <= f64::from(QUOTA),
+        "{held} events held, quota {QUOTA}"
     );
-    let mut firsts = Vec::new();
+
+    gate.send_replace(true);
+    let mut answers = Vec::new();
     for id in &flood {
-        firsts.push(
-            fake.wait_for_request(id, Duration::from_secs(60))
-                .await?
-                .received_at,
+        answers.push(fake.wait_for_request(id, Duration::from_secs(60)).await?);
+    }
+    let skipped: Vec<&testkit::Callback> = answers[1..FLOOD - 1].iter().collect();
+    println!(
+        "a flood of {FLOOD} events in one conversation (its decisions held, quota {QUOTA}, \
+         window 4): its neighbours in partition {partition} answered after at most {:?}; {} \
+         events skipped to the latest, {} decided",
+        faults::quantile(&waits, 1.0),
+        skipped.len(),
+        logic.flood_decisions.load(Ordering::SeqCst)
+    );
+    // Every older event beyond the quota was answered at once, empty, skipping to the latest;
+    // only the first (running) and the latest ran the logic, in order.
+    for callback in &skipped {
+        assert!(callback.actions().is_empty(), "{:?}", callback.body);
+        assert_eq!(
+            callback.body["control"]["skipToLatest"],
+            serde_json::Value::Bool(true),
+            "{:?}",
+            callback.body
         );
     }
-    let deferred = faults::metric_at(&worker.url(), "yourlogic_deferred_events_total", &[]).await;
-    println!(
-        "a flood of {FLOOD} events in one conversation (callbacks hanging, quota 4): its \
-         neighbours in partition {partition} answered after at most {:?}; {deferred} events \
-         parked beyond the quota",
-        faults::quantile(&waits, 1.0)
+    assert_eq!(answers[0].actions().len(), 1);
+    assert_eq!(answers[FLOOD - 1].actions().len(), 1);
+    assert!(answers[0].received_at <= answers[FLOOD - 1].received_at);
+    assert_eq!(
+        logic.flood_decisions.load(Ordering::SeqCst),
+        QUOTA as usize,
+        "the logic ran for more of the flood than the quota lets wait"
     );
-    assert!(
-        firsts.windows(2).all(|pair| pair[0] <= pair[1]),
-        "flood answered out of order"
-    );
-    assert!(deferred > 0.0, "the quota never deferred anything");
+    for id in &flood {
+        assert_eq!(
+            fake.callbacks_for(id).len(),
+            1,
+            "{id} answered more than once"
+        );
+    }
     Ok(())
+}
+
+/// Polls a gauge of `url`'s metrics until it is at most `bound` (at most 30 s); returns it.
+async fn poll_metric_at_most(url: &str, name: &str, bound: f64) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = faults::metric_at(url, name, &[]).await;
+        if value <= bound || tokio::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -181,9 +181,11 @@ pub struct WorkerArgs {
     /// concurrently, one per conversation at a time.
     #[arg(long, env = "IN_FLIGHT_PER_PARTITION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight_per_partition: u32,
-    /// Most events of one conversation counted in its partition's in-flight window (queued or
-    /// running); later ones wait in order outside the window, so one flooded conversation cannot
-    /// take the window from the others (NATS lets a partition hold up to four windows' worth).
+    /// Most events of one conversation waiting for the logic at its worker (queued or running);
+    /// beyond that its oldest queued ones are answered at once, in order, with an empty answer
+    /// carrying `control.skipToLatest`, so one flooded conversation cannot fill its partition's
+    /// window in NATS (Salted CX sends a conversation's next event only after the previous one
+    /// is answered, so only a flood reaches the quota).
     #[arg(long, env = "MAX_HELD_PER_CONVERSATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_held_per_conversation: u32,
     /// Above this many bytes of events held (queued or running), the worker asks NATS for no

@@ -6,13 +6,11 @@
 
 pub mod admin;
 pub mod answers;
-pub mod assignment;
 pub mod callback;
 pub mod config;
 pub mod deadletter;
 pub mod intake;
 pub mod logic;
-pub mod membership;
 pub mod process;
 
 use std::future::Future;
@@ -23,16 +21,16 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::future::BoxFuture;
 use shared::health::Readiness;
-use shared::retry::{Backoff, Failure, Limits, retry};
+use shared::retry::{Backoff, Failure, GaveUp, Limits, retry};
 use shared::topology::{self, ConsumerSettings, Layout};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use config::LogicKind;
-use intake::{Intake, IntakeSettings, IntakeStatus};
+use intake::membership::Membership;
+use intake::{Intake, IntakeError, IntakeSettings, IntakeStatus};
 use logic::Logic;
-use membership::Membership;
 
 /// Start-up failed: the message says which setting or resource is the problem.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +47,17 @@ pub enum StartError {
     Logic(String),
     #[error("cannot build the callback client: {0}")]
     Callback(#[from] reqwest::Error),
+}
+
+/// The worker could not go on: it stops, and the process exits with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the NATS topology does not match this worker's configuration: {0}")]
+    Topology(#[source] topology::TopologyError),
+    #[error("cannot join the worker membership: {0}")]
+    Membership(#[source] async_nats::SubscribeError),
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
 }
 
 /// The logic selected by the configuration: the playbook (`PLAYBOOK`, else the built-in one),
@@ -216,11 +225,12 @@ impl Worker {
 
     /// Consumes until `shutdown` resolves; then gives its partitions up, hands back the events
     /// it has not started, finishes the ones in progress (bounded by the shutdown timeout) and
-    /// flushes NATS.
+    /// flushes NATS. An error means the worker could not work (a topology that does not match
+    /// its configuration, a NATS connection closed for good): it stopped without being asked.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), RunError> {
         shared::telemetry::register(shared::telemetry::Service::Worker);
         let config = self.config.clone();
         let stop = CancellationToken::new();
@@ -262,17 +272,30 @@ impl Worker {
             "worker started"
         );
 
-        tokio::select! {
-            () = shutdown => {}
-            () = &mut consuming => {}
-        }
-        tracing::info!("stopping: handing back partitions and finishing in-flight events");
-        stop.cancel();
-        // The intake bounds its own hand-back by the shutdown timeout; this is only a guard.
-        let guard = config.worker.shutdown_timeout + Duration::from_secs(5);
-        if tokio::time::timeout(guard, consuming).await.is_err() {
-            tracing::warn!("the intake did not stop in time");
-        }
+        let failed = tokio::select! {
+            () = shutdown => None,
+            // Consuming ends by itself only when it cannot go on.
+            result = &mut consuming => Some(result),
+        };
+        let result = match failed {
+            Some(result) => {
+                stop.cancel();
+                result
+            }
+            None => {
+                tracing::info!("stopping: handing back partitions and finishing in-flight events");
+                stop.cancel();
+                // The intake bounds its own hand-back by the shutdown timeout; this is only a
+                // guard.
+                let guard = config.worker.shutdown_timeout + Duration::from_secs(5);
+                tokio::time::timeout(guard, consuming)
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::warn!("the intake did not stop in time");
+                        Ok(())
+                    })
+            }
+        };
         tasks.abort_all();
         if tokio::time::timeout(Duration::from_secs(5), self.client.drain())
             .await
@@ -280,13 +303,17 @@ impl Worker {
         {
             tracing::warn!("NATS drain timed out");
         }
-        tracing::info!("worker stopped");
-        Ok(())
+        match &result {
+            Ok(()) => tracing::info!("worker stopped"),
+            Err(err) => tracing::error!(error = %err, "worker stopped: it cannot work"),
+        }
+        result
     }
 }
 
 /// Sets up the topology (retrying while NATS is unavailable), joins the membership and runs the
-/// intake until `stop` is cancelled and it has handed everything back.
+/// intake until `stop` is cancelled and it has handed everything back. Returns early, with the
+/// error, when the worker cannot work.
 async fn consume(
     js: jetstream::Context,
     client: async_nats::Client,
@@ -295,7 +322,7 @@ async fn consume(
     deliverer: callback::Deliverer,
     status: Arc<IntakeStatus>,
     stop: CancellationToken,
-) {
+) -> Result<(), RunError> {
     let setup = retry(
         Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
         Limits::until_cancelled(&stop),
@@ -311,22 +338,26 @@ async fn consume(
                 .await
             };
             setup.await.map_err(|err| {
-                tracing::warn!(error = %err, "NATS topology not ready; retrying");
-                Failure::Transient(err)
+                if err.is_mismatch() {
+                    // Another PARTITIONS or SHARDS than the streams': waiting cannot help.
+                    Failure::Permanent(err)
+                } else {
+                    tracing::warn!(error = %err, "NATS topology not ready; retrying");
+                    Failure::Transient(err)
+                }
             })
         },
     )
     .await;
-    let Ok(store) = setup else { return };
+    let store = match setup {
+        Ok(store) => store,
+        Err(GaveUp::Permanent(err)) => return Err(RunError::Topology(err)),
+        Err(_) => return Ok(()),
+    };
     let tokens = config.token.saltedcx_token.clone();
-    let (membership, announcing) =
-        match Membership::start(client.clone(), tokens, stop.clone()).await {
-            Ok(started) => started,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot join the worker membership");
-                return;
-            }
-        };
+    let (membership, announcing) = Membership::start(client.clone(), tokens, stop.clone())
+        .await
+        .map_err(RunError::Membership)?;
     let worker = &config.worker;
     let processor = Arc::new(process::Processor {
         js: js.clone(),
@@ -361,6 +392,18 @@ async fn consume(
         membership.id().to_string(),
         status,
     );
-    let intake = intake::run(intake, membership.view(), stop, worker.shutdown_timeout);
-    tokio::join!(announcing, intake);
+    let running = async {
+        let result = intake::run(
+            intake,
+            membership.view(),
+            stop.clone(),
+            worker.shutdown_timeout,
+        )
+        .await;
+        // An intake that cannot go on stops the announcements too: the worker leaves.
+        stop.cancel();
+        result
+    };
+    let ((), result) = tokio::join!(announcing, running);
+    Ok(result?)
 }

@@ -43,12 +43,15 @@ pub const PRIORITY_GROUP: &str = "workers";
 /// Stable partition of a conversation: FNV-1a (64 bit) of its id modulo `partitions`.
 /// Stable across processes, versions and platforms; never change it for an existing stream.
 pub fn partition_of(conversation: &str, partitions: u16) -> u16 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in conversation.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % u64::from(partitions.max(1))) as u16
+    (fnv1a(conversation.bytes()) % u64::from(partitions.max(1))) as u16
+}
+
+/// FNV-1a (64 bit) of `bytes`: the one stable hash of the topology (partitions, and the
+/// workers' share of them). Its values must never change.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The subject an event of `partition` is published to.

@@ -116,15 +116,44 @@ impl<M> Lanes<M> {
         taken
     }
 
-    /// How many events of `conversation` are queued or running.
-    pub fn held(&self, conversation: &str) -> usize {
-        self.lanes.get(conversation).map_or(0, |lane| {
-            lane.queue.len() + usize::from(lane.running.is_some())
-        })
+    /// Takes the oldest queued events of `conversation` out of its lane until at most `quota`
+    /// of its events are queued or running (the running one stays; the latest queued ones
+    /// stay), in stream order; nothing if `may_take` refuses the oldest queued one.
+    pub fn take_excess(
+        &mut self,
+        conversation: &str,
+        quota: usize,
+        may_take: impl FnOnce(&Queued<M>) -> bool,
+    ) -> Vec<Queued<M>> {
+        let Some(lane) = self.lanes.get_mut(conversation) else {
+            return Vec::new();
+        };
+        let running = usize::from(lane.running.is_some());
+        let keep = quota.max(1).saturating_sub(running);
+        let excess = lane.queue.len().saturating_sub(keep);
+        if excess == 0
+            || !lane
+                .queue
+                .first_key_value()
+                .is_some_and(|(_, q)| may_take(q))
+        {
+            return Vec::new();
+        }
+        let mut taken = Vec::with_capacity(excess);
+        for _ in 0..excess {
+            if let Some((_, event)) = lane.queue.pop_first() {
+                taken.push(event);
+            }
+        }
+        if lane.running.is_none() && lane.queue.is_empty() {
+            self.lanes.remove(conversation);
+        }
+        taken
     }
 
     /// Whether any event is queued or running.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.lanes.is_empty()
     }
 }
@@ -160,6 +189,47 @@ mod tests {
         lanes.finish("a");
         lanes.finish("b");
         assert!(lanes.is_empty());
+    }
+
+    #[test]
+    fn beyond_the_quota_the_oldest_queued_events_are_taken_and_the_latest_stay() {
+        let mut lanes: Lanes<()> = Lanes::default();
+        for sequence in 1..=6 {
+            lanes.push("a".into(), queued(sequence));
+        }
+        let running = lanes.start_next("a", |_| true).map(|q| q.sequence);
+        assert_eq!(running, Some(1));
+        let taken: Vec<u64> = lanes
+            .take_excess("a", 3, |_| true)
+            .iter()
+            .map(|q| q.sequence)
+            .collect();
+        assert_eq!(taken, vec![2, 3, 4], "in stream order, the oldest first");
+        assert!(
+            lanes.take_excess("a", 3, |_| true).is_empty(),
+            "within the quota now"
+        );
+        lanes.push("a".into(), queued(7));
+        assert!(
+            lanes.take_excess("a", 3, |_| false).is_empty(),
+            "held back by the caller"
+        );
+        let taken: Vec<u64> = lanes
+            .take_excess("a", 3, |_| true)
+            .iter()
+            .map(|q| q.sequence)
+            .collect();
+        assert_eq!(
+            taken,
+            vec![5],
+            "each newer event pushes the oldest queued one out"
+        );
+        lanes.finish("a");
+        assert_eq!(lanes.start_next("a", |_| true).map(|q| q.sequence), Some(6));
+        assert!(lanes.take_excess("nobody", 1, |_| true).is_empty());
+        // A quota of zero still lets one event wait for the logic.
+        lanes.push("b".into(), queued(8));
+        assert!(lanes.take_excess("b", 0, |_| true).is_empty());
     }
 
     #[test]

@@ -23,12 +23,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::Subject;
 use tokio::time::Instant;
 
 /// Whether the partition's consumer is usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Setup {
+enum Setup {
     /// Must be created or checked before pulling (at start, or after it vanished).
     Needed { not_before: Instant },
     /// Being created or checked.
@@ -39,7 +38,7 @@ pub enum Setup {
 
 /// Whether events of the partition may start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
+enum SyncState {
     /// Yes, subject to the barrier.
     Synced,
     /// No: the barrier of pin epoch `epoch` is being computed.
@@ -54,18 +53,6 @@ pub enum Resync {
     /// The consumer sequence jumped from `expected` to `received`: deliveries to this worker
     /// were lost on the way (or NATS's numbering was reset); they are redelivered later.
     LostDeliveries { expected: u64, received: u64 },
-}
-
-/// An event delivered to this worker and not finished.
-#[derive(Debug, Clone)]
-pub struct Held {
-    pub conversation: Arc<str>,
-    /// Where acknowledgements (and progress) go; the latest delivery's.
-    pub ack_subject: Subject,
-    /// When NATS last heard that this event is being worked on (delivery or progress).
-    pub progress_at: Instant,
-    /// Its size, for the buffer budget.
-    pub bytes: usize,
 }
 
 /// One open pull request.
@@ -134,31 +121,28 @@ impl Barrier {
 /// One partition, as this worker sees it.
 #[derive(Debug)]
 pub struct Partition {
-    pub number: u16,
-    pub stream: String,
-    pub consumer: String,
+    number: u16,
+    stream: String,
+    consumer: String,
     /// Where pull requests go.
-    pub api_subject: String,
+    api_subject: String,
     /// Whether the assignment gives it to this worker (only then does it pull).
-    pub owned: bool,
-    pub setup: Setup,
+    owned: bool,
+    setup: Setup,
     /// The pin id NATS gave this worker, if it holds the pin.
-    pub pin: Option<String>,
+    pin: Option<String>,
     /// The consumer sequence of the last delivery under the current pin.
     last_delivery: Option<u64>,
     /// Incremented on every new pin or lost delivery, to tell current barrier results from
     /// stale ones.
-    pub epoch: u64,
-    pub sync: Sync,
+    epoch: u64,
+    sync: SyncState,
     /// Why the partition last synced.
-    pub resync: Resync,
-    pub held: HashMap<u64, Held>,
-    /// Held events beyond their conversation's quota: they wait in their lane without counting
-    /// against the in-flight window, so a flooded conversation cannot fill it (see `accept`).
-    pub parked: u32,
-    pub barrier: Barrier,
-    /// When the barrier was last checked against the stream (a check is running when `true`).
-    pub barrier_check: (Instant, bool),
+    resync: Resync,
+    barrier: Barrier,
+    /// When the barrier was last checked against the stream, and whether a check is running.
+    barrier_checked_at: Instant,
+    barrier_checking: bool,
     requests: HashMap<u64, Request>,
 }
 
@@ -174,39 +158,113 @@ impl Partition {
             pin: None,
             last_delivery: None,
             epoch: 0,
-            sync: Sync::Synced,
+            sync: SyncState::Synced,
             resync: Resync::NewPin,
-            held: HashMap::new(),
-            parked: 0,
             barrier: Barrier::default(),
-            barrier_check: (now, false),
+            barrier_checked_at: now,
+            barrier_checking: false,
             requests: HashMap::new(),
         }
     }
 
-    /// Events requested and not yet delivered, over all open requests.
-    pub fn requested(&self) -> u32 {
-        self.requests.values().map(|r| r.remaining).sum()
+    pub fn number(&self) -> u16 {
+        self.number
     }
 
-    /// Whether any pull request is open.
-    pub fn has_requests(&self) -> bool {
-        !self.requests.is_empty()
+    /// The stream the partition lives in.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The partition's consumer.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Where its pull requests go.
+    pub fn api_subject(&self) -> &str {
+        &self.api_subject
+    }
+
+    /// The pin id NATS gave this worker, if it holds the pin.
+    pub fn pin(&self) -> Option<&str> {
+        self.pin.as_deref()
+    }
+
+    /// Why the partition last synced.
+    pub fn resync(&self) -> Resync {
+        self.resync
+    }
+
+    /// Whether the assignment gives it to this worker.
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Records whether the assignment gives it to this worker; returns whether that changed.
+    pub fn set_owned(&mut self, owned: bool) -> bool {
+        std::mem::replace(&mut self.owned, owned) != owned
+    }
+
+    /// Whether it is owned and its consumer ready.
+    pub fn ready(&self) -> bool {
+        self.owned && self.setup == Setup::Done
+    }
+
+    /// Whether its consumer should be set up now; if so it counts as being set up from here on.
+    pub fn begin_setup(&mut self, now: Instant) -> bool {
+        match self.setup {
+            Setup::Needed { not_before } if self.owned && now >= not_before => {
+                self.setup = Setup::InProgress;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The consumer is ready.
+    pub fn setup_done(&mut self) {
+        self.setup = Setup::Done;
+    }
+
+    /// Setting the consumer up failed: it is tried again from `not_before`.
+    pub fn setup_failed(&mut self, not_before: Instant) {
+        self.setup = Setup::Needed { not_before };
+    }
+
+    /// The consumer is gone (deleted, or JetStream lost it): forget requests and pin, and set
+    /// it up again at once. Returns whether it had been ready.
+    pub fn consumer_gone(&mut self, now: Instant) -> bool {
+        self.forget_requests();
+        self.forget_pin();
+        let was_ready = self.setup == Setup::Done;
+        if was_ready {
+            self.setup = Setup::Needed { not_before: now };
+        }
+        was_ready
+    }
+
+    /// Events requested and not yet delivered, over all open requests.
+    fn requested(&self) -> u32 {
+        self.requests.values().map(|r| r.remaining).sum()
     }
 
     /// The batch of the next pull request, if one should be sent now: an owned, set-up
     /// partition keeps one request open (which also keeps the pin), and asks for more when
-    /// less than half a batch is still requested and there is room under `max_in_flight`
-    /// (parked events not counted).
-    pub fn next_batch(&self, batch: u32, max_in_flight: u32, buffer_full: bool) -> Option<u32> {
-        if !self.owned || self.setup != Setup::Done {
+    /// less than half a batch is still requested and there is room under `max_in_flight` for
+    /// more than its `in_window` held events.
+    pub fn next_batch(
+        &self,
+        in_window: u32,
+        batch: u32,
+        max_in_flight: u32,
+        buffer_full: bool,
+    ) -> Option<u32> {
+        if !self.ready() {
             return None;
         }
         let requested = self.requested();
-        let held = u32::try_from(self.held.len())
-            .unwrap_or(u32::MAX)
-            .saturating_sub(self.parked);
-        let room = max_in_flight.saturating_sub(held.saturating_add(requested));
+        let room = max_in_flight.saturating_sub(in_window.saturating_add(requested));
         if self.requests.is_empty() {
             // Always one open request, even when full: it keeps the pin.
             return Some(room.clamp(1, batch));
@@ -281,7 +339,7 @@ impl Partition {
             },
         };
         self.epoch += 1;
-        self.sync = Sync::Syncing { epoch: self.epoch };
+        self.sync = SyncState::Syncing { epoch: self.epoch };
         self.resync = cause;
         Some(cause)
     }
@@ -293,41 +351,75 @@ impl Partition {
         self.pin.take().is_some()
     }
 
-    /// Whether the barrier of `epoch` is being computed (not superseded by a newer epoch).
-    pub fn syncing(&self, epoch: u64) -> bool {
-        self.sync == (Sync::Syncing { epoch })
+    /// The epoch whose barrier is being computed, if the partition is syncing.
+    pub fn syncing_epoch(&self) -> Option<u64> {
+        match self.sync {
+            SyncState::Syncing { epoch } => Some(epoch),
+            SyncState::Synced => None,
+        }
     }
 
-    /// Whether events may start (subject to the barrier).
-    pub fn synced(&self) -> bool {
-        self.sync == Sync::Synced
+    /// Whether the barrier of `epoch` is being computed (not superseded by a newer epoch).
+    pub fn syncing(&self, epoch: u64) -> bool {
+        self.syncing_epoch() == Some(epoch)
+    }
+
+    /// Whether an event of `conversation` at `sequence` may start: the partition is synced and
+    /// no earlier event of the conversation is held elsewhere.
+    pub fn may_start(&self, conversation: &str, sequence: u64) -> bool {
+        self.sync == SyncState::Synced && !self.barrier.blocks(conversation, sequence)
     }
 
     /// Installs the barrier computed for `epoch` (ignored if a newer pin arrived meanwhile):
-    /// the events held elsewhere, minus those this worker holds itself.
-    pub fn install_barrier(&mut self, epoch: u64, foreign: Vec<(u64, Arc<str>)>) -> bool {
+    /// the events held elsewhere, minus those this worker holds itself (`held_here`).
+    pub fn install_barrier(
+        &mut self,
+        epoch: u64,
+        foreign: Vec<(u64, Arc<str>)>,
+        held_here: impl Fn(u64) -> bool,
+    ) -> bool {
         if !self.syncing(epoch) {
             return false;
         }
         self.barrier.clear();
         for (sequence, conversation) in foreign {
-            if !self.held.contains_key(&sequence) {
+            if !held_here(sequence) {
                 self.barrier.insert(sequence, conversation);
             }
         }
-        self.sync = Sync::Synced;
+        self.sync = SyncState::Synced;
         true
     }
 
-    /// Bytes of the events held.
-    pub fn held_bytes(&self) -> usize {
-        self.held.values().map(|h| h.bytes).sum()
+    /// The barrier (events held elsewhere that hold back later events of their conversations).
+    pub fn barrier(&self) -> &Barrier {
+        &self.barrier
     }
 
-    /// Whether a barrier check is due (entries left, none running, the last one `every` ago).
-    pub fn barrier_check_due(&self, now: Instant, every: Duration) -> bool {
-        let (last, running) = self.barrier_check;
-        !self.barrier.is_empty() && !running && now.saturating_duration_since(last) >= every
+    /// The event `sequence` arrived here or left the stream: its barrier entry, if any, goes;
+    /// returns the conversation it held back.
+    pub fn clear_barrier_entry(&mut self, sequence: u64) -> Option<Arc<str>> {
+        self.barrier.remove(sequence)
+    }
+
+    /// If a barrier check is due (entries left, none running, the last one `every` ago), marks
+    /// one running and returns the sequences to check.
+    pub fn begin_barrier_check(&mut self, now: Instant, every: Duration) -> Option<Vec<u64>> {
+        let due = !self.barrier.is_empty()
+            && !self.barrier_checking
+            && now.saturating_duration_since(self.barrier_checked_at) >= every;
+        if !due {
+            return None;
+        }
+        self.barrier_checking = true;
+        self.barrier_checked_at = now;
+        Some(self.barrier.sequences())
+    }
+
+    /// The running barrier check ended.
+    pub fn barrier_check_ended(&mut self, now: Instant) {
+        self.barrier_checking = false;
+        self.barrier_checked_at = now;
     }
 }
 
@@ -337,18 +429,9 @@ mod tests {
 
     fn partition() -> Partition {
         let mut p = Partition::new(3, "S".into(), "C".into(), Instant::now());
-        p.owned = true;
-        p.setup = Setup::Done;
+        p.set_owned(true);
+        p.setup_done();
         p
-    }
-
-    fn held(conversation: &str) -> Held {
-        Held {
-            conversation: conversation.into(),
-            ack_subject: "$JS.ACK.x".into(),
-            progress_at: Instant::now(),
-            bytes: 10,
-        }
     }
 
     #[test]
@@ -370,10 +453,10 @@ mod tests {
     #[test]
     fn an_owned_partition_keeps_one_request_open_and_tops_up_below_half_a_batch() {
         let mut p = partition();
-        assert_eq!(p.next_batch(64, 256, false), Some(64));
+        assert_eq!(p.next_batch(0, 64, 256, false), Some(64));
         p.request_sent(1, 64, Instant::now() + Duration::from_secs(5));
         assert_eq!(
-            p.next_batch(64, 256, false),
+            p.next_batch(0, 64, 256, false),
             None,
             "half a batch still requested"
         );
@@ -381,15 +464,15 @@ mod tests {
             p.delivered();
         }
         assert_eq!(p.requested(), 24);
-        assert_eq!(p.next_batch(64, 256, false), Some(64));
+        assert_eq!(p.next_batch(40, 64, 256, false), Some(64));
         assert_eq!(
-            p.next_batch(64, 256, true),
+            p.next_batch(40, 64, 256, true),
             None,
             "no top-up while the buffer is full"
         );
         p.request_ended(1);
         assert_eq!(
-            p.next_batch(64, 256, true),
+            p.next_batch(40, 64, 256, true),
             Some(64),
             "but always one open request"
         );
@@ -397,16 +480,10 @@ mod tests {
 
     #[test]
     fn the_in_flight_limit_bounds_what_is_requested() {
-        let mut p = partition();
-        for seq in 0..250 {
-            p.held.insert(seq, held("c"));
-        }
-        assert_eq!(p.next_batch(64, 256, false), Some(6));
-        for seq in 250..300 {
-            p.held.insert(seq, held("c"));
-        }
+        let p = partition();
+        assert_eq!(p.next_batch(250, 64, 256, false), Some(6));
         assert_eq!(
-            p.next_batch(64, 256, false),
+            p.next_batch(300, 64, 256, false),
             Some(1),
             "one request keeps the pin"
         );
@@ -415,11 +492,27 @@ mod tests {
     #[test]
     fn partitions_not_owned_or_not_set_up_do_not_pull() {
         let mut p = partition();
-        p.owned = false;
-        assert_eq!(p.next_batch(64, 256, false), None);
-        p.owned = true;
+        p.set_owned(false);
+        assert_eq!(p.next_batch(0, 64, 256, false), None);
+        p.set_owned(true);
         p.setup = Setup::InProgress;
-        assert_eq!(p.next_batch(64, 256, false), None);
+        assert_eq!(p.next_batch(0, 64, 256, false), None);
+        assert!(!p.begin_setup(Instant::now()), "already being set up");
+        p.setup_failed(Instant::now());
+        assert!(p.begin_setup(Instant::now()));
+        assert!(!p.ready());
+    }
+
+    #[test]
+    fn a_vanished_consumer_is_set_up_again_and_its_pin_forgotten() {
+        let mut p = partition();
+        p.observe_delivery(Some("pin"), 1);
+        p.request_sent(1, 8, Instant::now() + Duration::from_secs(5));
+        assert!(p.consumer_gone(Instant::now()));
+        assert!(p.pin().is_none() && !p.ready());
+        assert_eq!(p.requested(), 0);
+        assert!(p.begin_setup(Instant::now()));
+        assert!(!p.consumer_gone(Instant::now()), "was not ready");
     }
 
     #[test]
@@ -427,26 +520,35 @@ mod tests {
         let mut p = partition();
         assert_eq!(p.observe_delivery(Some("one"), 1), Some(Resync::NewPin));
         assert_eq!(p.observe_delivery(Some("one"), 2), None);
-        assert!(!p.synced());
+        assert!(!p.may_start("a", 1));
         assert_eq!(p.observe_delivery(Some("two"), 7), Some(Resync::NewPin));
-        assert!(!p.install_barrier(1, vec![(5, "a".into())]), "stale epoch");
-        p.held.insert(6, held("b"));
-        assert!(p.install_barrier(2, vec![(5, "a".into()), (6, "b".into())]));
-        assert!(p.synced());
+        assert!(
+            !p.install_barrier(1, vec![(5, "a".into())], |_| false),
+            "stale epoch"
+        );
+        let held_here = |sequence| sequence == 6;
+        assert!(p.install_barrier(2, vec![(5, "a".into()), (6, "b".into())], held_here));
+        assert!(p.may_start("b", 7));
+        assert!(!p.may_start("a", 7));
         assert_eq!(
-            p.barrier.sequences(),
+            p.barrier().sequences(),
             vec![5],
             "own events are not barriers"
         );
+        assert_eq!(p.clear_barrier_entry(5).as_deref(), Some("a"));
+        assert!(p.may_start("a", 7));
     }
 
     #[test]
     fn a_gap_in_the_consumer_sequence_under_the_same_pin_starts_an_epoch() {
         let mut p = partition();
         p.observe_delivery(Some("pin"), 71);
-        assert!(p.install_barrier(1, Vec::new()));
+        assert!(p.install_barrier(1, Vec::new(), |_| false));
         assert_eq!(p.observe_delivery(Some("pin"), 72), None);
-        assert!(p.synced(), "consecutive deliveries change nothing");
+        assert!(
+            p.syncing_epoch().is_none(),
+            "consecutive deliveries change nothing"
+        );
         // Delivery 73 was lost on the way (its server died); 74 shows it.
         assert_eq!(
             p.observe_delivery(Some("pin"), 74),
@@ -455,10 +557,10 @@ mod tests {
                 received: 74
             })
         );
-        assert!(!p.synced() && p.syncing(2));
+        assert!(p.syncing(2));
         // The barrier holds the lost event's conversation back.
-        assert!(p.install_barrier(2, vec![(1431, "c".into())]));
-        assert!(p.barrier.blocks("c", 1471));
+        assert!(p.install_barrier(2, vec![(1431, "c".into())], |_| false));
+        assert!(p.barrier().blocks("c", 1471));
         // A numbering that goes back (NATS reset the consumer's count) is just as suspect.
         assert!(matches!(
             p.observe_delivery(Some("pin"), 5),
@@ -478,17 +580,26 @@ mod tests {
     }
 
     #[test]
-    fn parked_events_leave_the_in_flight_window_open() {
+    fn barrier_checks_run_one_at_a_time_and_only_while_entries_are_left() {
         let mut p = partition();
-        for sequence in 1..=8 {
-            p.held.insert(sequence, held("flood"));
-        }
-        // Window 8, all of it held: only the request that keeps the pin (one event).
-        p.request_sent(1, 1, Instant::now());
-        assert_eq!(p.next_batch(8, 8, false), None);
-        // Six of them beyond their conversation's quota: room for six more.
-        p.parked = 6;
-        p.request_ended(1);
-        assert_eq!(p.next_batch(8, 8, false), Some(6));
+        let start = Instant::now();
+        let every = Duration::from_millis(100);
+        assert!(
+            p.begin_barrier_check(start + every, every).is_none(),
+            "no entries"
+        );
+        p.observe_delivery(Some("pin"), 1);
+        p.install_barrier(1, vec![(4, "a".into())], |_| false);
+        assert_eq!(p.begin_barrier_check(start + every, every), Some(vec![4]));
+        assert!(
+            p.begin_barrier_check(start + every * 3, every).is_none(),
+            "one is running"
+        );
+        p.barrier_check_ended(start + every * 3);
+        assert!(
+            p.begin_barrier_check(start + every * 3, every).is_none(),
+            "too soon"
+        );
+        assert!(p.begin_barrier_check(start + every * 4, every).is_some());
     }
 }

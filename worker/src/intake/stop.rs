@@ -14,10 +14,12 @@ use std::time::Duration;
 use async_nats::Subscriber;
 use async_nats::jetstream;
 use futures::StreamExt;
-use shared::telemetry::names;
 use tokio::time::Instant;
 
-use super::{Finished, Intake, hand_back_one, pull, release};
+use super::chores::release;
+use super::deliveries::{Finished, hand_back_one};
+use super::{Intake, pull};
+use crate::process::Answering;
 
 /// Time for deliveries already on their way when the last pull request expired.
 const IN_TRANSIT: Duration = Duration::from_millis(300);
@@ -29,7 +31,7 @@ pub(super) async fn hand_back(intake: &mut Intake, deliveries: &mut Subscriber, 
     let deadline = started + timeout;
     let quiet_after = started + intake.settings.pull_expires + IN_TRANSIT;
     for partition in &mut intake.partitions {
-        partition.owned = false;
+        partition.set_owned(false);
         release(&mut intake.chores, &intake.client, partition);
     }
     intake.publish_status();
@@ -37,7 +39,7 @@ pub(super) async fn hand_back(intake: &mut Intake, deliveries: &mut Subscriber, 
     let handed_back = queued.len();
     for (_, event) in queued {
         hand_back_one(&event.message).await;
-        forget(intake, event.partition, event.sequence);
+        intake.held.release(event.partition, event.sequence);
     }
     tracing::info!(
         handed_back,
@@ -86,19 +88,11 @@ pub(super) async fn hand_back(intake: &mut Intake, deliveries: &mut Subscriber, 
 /// A running event ended while stopping: acknowledged by its task, or handed back if it could
 /// not finish.
 async fn finish(intake: &mut Intake, finished: Finished) {
-    intake.lanes.finish(&finished.conversation);
+    if finished.answering == Answering::Decide {
+        intake.lanes.finish(&finished.conversation);
+    }
     if let Some(message) = &finished.retry {
         hand_back_one(message).await;
     }
-    forget(intake, finished.partition, finished.sequence);
-}
-
-fn forget(intake: &mut Intake, partition: u16, sequence: u64) {
-    if let Some(held) = intake.partitions[usize::from(partition)]
-        .held
-        .remove(&sequence)
-    {
-        intake.held_bytes = intake.held_bytes.saturating_sub(held.bytes);
-        metrics::gauge!(names::WORKER_HELD).decrement(1.0);
-    }
+    intake.held.release(finished.partition, finished.sequence);
 }

@@ -9,17 +9,67 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::context::ConsumerInfoError;
+use async_nats::jetstream::context::GetStreamError;
+use async_nats::jetstream::stream::{RawMessageError, RawMessageErrorKind};
 use async_nats::jetstream::{self, stream};
 use shared::envelope::CONVERSATION;
 
-/// A look-up failed (NATS unavailable, consumer gone); it is tried again.
+/// A look-up or an unpin failed (NATS unavailable, a leader election, the consumer gone); the
+/// look-ups are tried again, an unpin expires by itself.
 #[derive(Debug, thiserror::Error)]
-#[error("takeover look-up failed: {0}")]
-pub struct TakeoverError(String);
+pub enum TakeoverError {
+    #[error("cannot look up stream {stream}: {source}")]
+    Stream {
+        stream: String,
+        #[source]
+        source: GetStreamError,
+    },
+    #[error("cannot read consumer {consumer}: {source}")]
+    Consumer {
+        consumer: String,
+        #[source]
+        source: ConsumerInfoError,
+    },
+    #[error("cannot read the stream at sequence {sequence}: {source}")]
+    Message {
+        sequence: u64,
+        #[source]
+        source: RawMessageError,
+    },
+    #[error("unpin request failed: {0}")]
+    Unpin(#[source] async_nats::RequestError),
+    #[error("no answer to the unpin request within {0:?}")]
+    UnpinTimeout(Duration),
+    #[error("unreadable answer to the unpin request: {0}")]
+    UnpinAnswer(#[source] serde_json::Error),
+    #[error("NATS refused the unpin: {0}")]
+    UnpinRefused(String),
+}
 
-fn failed(err: impl std::fmt::Display) -> TakeoverError {
-    TakeoverError(err.to_string())
+async fn open_stream(
+    js: &jetstream::Context,
+    stream_name: &str,
+) -> Result<stream::Stream<()>, TakeoverError> {
+    js.get_stream_no_info(stream_name)
+        .await
+        .map_err(|source| TakeoverError::Stream {
+            stream: stream_name.to_string(),
+            source,
+        })
+}
+
+async fn consumer_info(
+    stream: &stream::Stream<()>,
+    consumer: &str,
+) -> Result<jetstream::consumer::Info, TakeoverError> {
+    stream
+        .consumer_info(consumer)
+        .await
+        .map_err(|source| TakeoverError::Consumer {
+            consumer: consumer.to_string(),
+            source,
+        })
 }
 
 /// The events of `consumer` (on `stream_name`, partition subject `subject`) delivered and not
@@ -31,8 +81,8 @@ pub async fn unacknowledged(
     consumer: &str,
     subject: &str,
 ) -> Result<Vec<(u64, Arc<str>)>, TakeoverError> {
-    let stream = js.get_stream_no_info(stream_name).await.map_err(failed)?;
-    let info = stream.consumer_info(consumer).await.map_err(failed)?;
+    let stream = open_stream(js, stream_name).await?;
+    let info = consumer_info(&stream, consumer).await?;
     let floor = info.ack_floor.stream_sequence;
     let last = info.delivered.stream_sequence;
     let pending = info.num_ack_pending;
@@ -42,7 +92,12 @@ pub async fn unacknowledged(
         let message = match stream.get_first_raw_message_by_subject(subject, next).await {
             Ok(message) => message,
             Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => break,
-            Err(err) => return Err(failed(err)),
+            Err(source) => {
+                return Err(TakeoverError::Message {
+                    sequence: next,
+                    source,
+                });
+            }
         };
         if message.sequence > last {
             break;
@@ -65,11 +120,9 @@ pub async fn gone(
     consumer: &str,
     sequences: &[u64],
 ) -> Result<Vec<u64>, TakeoverError> {
-    let stream = js.get_stream_no_info(stream_name).await.map_err(failed)?;
-    let floor = stream
-        .consumer_info(consumer)
-        .await
-        .map_err(failed)?
+    let stream = open_stream(js, stream_name).await?;
+    let floor = consumer_info(&stream, consumer)
+        .await?
         .ack_floor
         .stream_sequence;
     let mut gone = Vec::new();
@@ -85,7 +138,7 @@ async fn stored(stream: &stream::Stream<()>, sequence: u64) -> Result<bool, Take
     match stream.get_raw_message(sequence).await {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(false),
-        Err(err) => Err(failed(err)),
+        Err(source) => Err(TakeoverError::Message { sequence, source }),
     }
 }
 
@@ -107,11 +160,12 @@ pub async fn unpin(
     );
     let reply = tokio::time::timeout(UNPIN_TIMEOUT, request)
         .await
-        .map_err(|_| TakeoverError(format!("no answer within {UNPIN_TIMEOUT:?}")))?
-        .map_err(failed)?;
-    let answer: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(failed)?;
+        .map_err(|_| TakeoverError::UnpinTimeout(UNPIN_TIMEOUT))?
+        .map_err(TakeoverError::Unpin)?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&reply.payload).map_err(TakeoverError::UnpinAnswer)?;
     match answer.get("error") {
-        Some(error) => Err(TakeoverError(error.to_string())),
+        Some(error) => Err(TakeoverError::UnpinRefused(error.to_string())),
         None => Ok(()),
     }
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use shared::envelope::{Envelope, EnvelopeError};
 use shared::telemetry::names;
 
-use super::{Outcome, Processor, count};
+use super::{Answering, Outcome, Processor, count};
 use crate::deadletter::Reason;
 
 /// One delivery being processed.
@@ -20,6 +20,7 @@ pub(super) struct Job<'m> {
     pub delivery: i64,
     /// Whether this is certainly the first delivery to any worker (see [`is_first_delivery`]).
     pub first_delivery: bool,
+    pub answering: Answering,
 }
 
 /// What triage decided.
@@ -39,6 +40,7 @@ impl<'m> Job<'m> {
         partition: u16,
         message: &'m jetstream::Message,
         max_budget: std::time::Duration,
+        answering: Answering,
     ) -> Result<Self, EnvelopeError> {
         let mut envelope = Envelope::from_headers(message.headers.as_ref())?;
         let info = message.info().ok();
@@ -62,6 +64,7 @@ impl<'m> Job<'m> {
             envelope,
             delivery,
             first_delivery,
+            answering,
         })
     }
 

@@ -77,14 +77,31 @@ impl Outcome {
     }
 }
 
+/// How an event is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering {
+    /// The logic decides (the normal case).
+    Decide,
+    /// Superseded by later events of its conversation (a flood beyond the per-conversation
+    /// quota): answered at once, without the logic, with an empty answer carrying
+    /// `control.skipToLatest`. Recorded, since a later processing could decide otherwise.
+    SkipToLatest,
+}
+
 /// Time kept back from the logic for delivering the fallback answer if it fails or hangs (at
 /// most half the time left).
 pub const FALLBACK_RESERVE: Duration = Duration::from_millis(500);
 
 impl Processor {
-    /// Processes `message` (of `partition`) to its final outcome. Does not acknowledge it.
-    pub async fn handle(&self, partition: u16, message: &jetstream::Message) -> Outcome {
-        let job = match Job::read(partition, message, self.limits.max_budget) {
+    /// Processes `message` (of `partition`) to its final outcome, answering it as `answering`
+    /// says. Does not acknowledge it.
+    pub async fn handle(
+        &self,
+        partition: u16,
+        message: &jetstream::Message,
+        answering: Answering,
+    ) -> Outcome {
+        let job = match Job::read(partition, message, self.limits.max_budget, answering) {
             Ok(job) => job,
             Err(err) => {
                 return self

@@ -16,7 +16,7 @@ use shared::telemetry::names;
 use super::job::Job;
 use super::read::read_event;
 use super::reply::{FallbackCause, fallback_reply};
-use super::{Outcome, Processor, count};
+use super::{Answering, Outcome, Processor, count};
 use crate::answers::{AnswersError, Claim, Record};
 use crate::deadletter::Reason;
 
@@ -65,11 +65,20 @@ impl Processor {
                 None => {}
             }
         }
+        // The fast path needs the account from the envelope (events queued by earlier versions
+        // lack it there: they are decided, which reads it from the body).
+        let skip = job.answering == Answering::SkipToLatest && job.envelope.account_id.is_some();
         let decided = if exhausted {
             stored(self.dead_letter_exhausted(job).await)?;
             Decided {
                 reply: fallback_reply(job.envelope.silent, FallbackCause::TriedTooOften),
                 outcome: Outcome::Failed,
+                account_id: None,
+            }
+        } else if skip {
+            Decided {
+                reply: Reply::skip_to_latest(),
+                outcome: Outcome::Silent,
                 account_id: None,
             }
         } else {
@@ -82,9 +91,10 @@ impl Processor {
         } = decided;
         let answer = Answer::new(job.envelope.request_id, reply);
         // A deterministic logic's first decision needs no record: any other processing of this
-        // event decides the same answer. (A fallback is not a decision of the logic: recorded.)
+        // event decides the same answer. (A fallback is not a decision of the logic, nor is a
+        // skipped event's empty answer: recorded.)
         let deterministic =
-            job.first_delivery && outcome != Outcome::Failed && self.logic.deterministic();
+            job.first_delivery && !skip && outcome != Outcome::Failed && self.logic.deterministic();
         if deterministic {
             return ControlFlow::Continue(Plan {
                 answer,

@@ -48,12 +48,14 @@ pub fn read_event(
             limits.max_body_bytes
         )));
     }
-    let admission = Admission::from_json(payload, envelope.account_id.as_deref())?;
+    // UTF-8 is checked once; both parses then read the text without checking it again.
+    let text = shared::admission::utf8(payload)?;
+    let admission = Admission::from_text(text, envelope.account_id.as_deref())?;
     matches_envelope(&admission, envelope)?;
     if admission.has_lone_surrogates() {
         tracing::info!("lone surrogate escapes in the event are read as U+FFFD");
     }
-    Event::from_json_lenient(&admission.readable(payload))
+    Event::from_text_lenient(&admission.readable_text(text))
 }
 
 /// The body must be the event its envelope (the headers the worker routes and answers by)

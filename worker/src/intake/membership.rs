@@ -1,11 +1,11 @@
 //! Which workers are alive: every worker announces itself on a core NATS subject every
 //! [`HEARTBEAT`] and listens to the others. A worker not heard from for [`MEMBER_TTL`] counts as
 //! gone (killed, frozen or cut off); a worker stopping gracefully says so at once. The live set
-//! decides which partitions each worker owns (see [`crate::assignment`]).
+//! decides which partitions each worker owns (see [`super::assignment`]).
 //!
 //! Nothing here needs to be exact for correctness: NATS pins each partition to one worker at a
 //! time whatever the workers believe, and order survives any change of owner (see
-//! [`crate::intake`]). Membership only spreads the partitions evenly and quickly.
+//! [`super`]). Membership only spreads the partitions evenly and quickly.
 //!
 //! What is heard is not trusted blindly. Announcements are signed (HMAC-SHA256) with the shared
 //! Salted CX token and carry the time they were sent: one that no token of this worker verifies,

@@ -2,6 +2,8 @@
 //! workers. Every worker computes the same answer from the same view, partitions spread evenly,
 //! and when a worker joins or leaves only the partitions it gains or loses change owner.
 
+use shared::topology::fnv1a;
+
 /// The owner of `partition` among `workers` (sorted ids): the one with the highest weight.
 pub fn owner(partition: u16, workers: &[String]) -> Option<&str> {
     workers
@@ -20,11 +22,7 @@ pub fn owned(me: &str, workers: &[String], partitions: u16) -> Vec<bool> {
 /// A well-mixed 64-bit weight of (worker, partition): FNV-1a over both, then a finaliser
 /// (SplitMix64's), so that similar ids do not give similar weights.
 fn weight(worker: &str, partition: u16) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in worker.bytes().chain(partition.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut hash = fnv1a(worker.bytes().chain(partition.to_le_bytes()));
     hash ^= hash >> 30;
     hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     hash ^= hash >> 27;
