@@ -7,6 +7,8 @@
 //!   rules ("ignore previous instructions").
 //! - **Unverified facts** (`unverified`): every phone number, e-mail address, price, percentage and link in
 //!   the answer must appear in what the model was given (the passages and the conversation),
+//!   and so must every other number ("within 24 hours", "in over 100 countries": a small model
+//!   invents such figures; list markers like `1.` at the start of a line are not figures),
 //!   a link's host must be on the allow-list (`GENERATIVE_LINK_HOSTS`; none by default), and
 //!   the redaction markers (`[phone]`, ...) and placeholders like them (`[phone_number]`) must
 //!   not appear.
@@ -81,6 +83,9 @@ static MARKER: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NUMBER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d[\d.,]*\d|\d").expect("valid number pattern"));
+/// A list marker at the start of a line (`1.`, `2)`): a position, not a figure.
+static LIST_MARKER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^\s*\d{1,2}[.)]\s").expect("valid list marker pattern"));
 
 /// What the model was given, for checking the facts of its answer.
 #[derive(Debug)]
@@ -110,12 +115,22 @@ impl Sources {
     }
 }
 
-/// Whether `answer` only repeats the customer's `message` as a question (small models echo
-/// what they cannot answer: "Kdy mi přijde zásilka?" for "Kdy mi přijde zásilka?"): it ends
-/// with a question mark and at least 60 % of its words start like words of the message.
+/// Whether `answer` only repeats the customer's `message` (small models echo what they cannot
+/// answer: "Kdy mi přijde zásilka?" for "Kdy mi přijde zásilka?"): its first line is the message
+/// again, or it ends with a question mark and at least 60 % of its words start like words of the
+/// message.
 pub fn echoes(answer: &str, message: &str) -> bool {
     let stem = |w: &String| w.chars().take(4).collect::<String>();
     let asked: Vec<String> = tokens(message).iter().map(stem).collect();
+    let first_line = answer.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !asked.is_empty()
+        && tokens(first_line)
+            .iter()
+            .map(stem)
+            .eq(asked.iter().cloned())
+    {
+        return true;
+    }
     let said: Vec<String> = tokens(answer).iter().map(stem).collect();
     if !answer.trim_end().ends_with(['?', '？']) || said.is_empty() {
         return false;
@@ -138,6 +153,7 @@ pub fn prepare() {
         &PERCENT,
         &MARKER,
         &NUMBER,
+        &LIST_MARKER,
     ] {
         LazyLock::force(pattern);
     }
@@ -188,6 +204,14 @@ pub fn check(answer: &str, sources: &Sources, link_hosts: &[String]) -> Result<(
         let value = percent.get(1).and_then(|m| amount(m.as_str()));
         if value.is_none_or(|v| !sources.amounts.contains(&v)) {
             return Err(Rejection::Unverified("percentage"));
+        }
+    }
+    // Any other figure (days, hours, counts): links were checked whole above.
+    let plain = LINK.replace_all(&without_emails, " ");
+    let plain = LIST_MARKER.replace_all(&plain, " ");
+    for number in NUMBER.find_iter(&plain) {
+        if amount(number.as_str()).is_none_or(|v| !sources.amounts.contains(&v)) {
+            return Err(Rejection::Unverified("number"));
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ fn sources() -> Sources {
         "Shipping costs 12.50 EUR. Call +420 601 234 567 or write to help@shop.example.com.",
         "See https://shop.example.com/help for details.",
         "I paid 49,99 for it. It is order 12345678",
+        "Orders are delivered within 3-5 working days. Support: Monday to Friday, 8:00-18:00 CET.",
     ])
 }
 
@@ -23,6 +24,7 @@ fn ordinary_answers_pass() {
         "Details: https://shop.example.com/help.",
         "Your order 12345678 is noted.",
         "I will close the window of the order when it is ready",
+        "1. Open your order.\n2. Choose \"Return\".\n3) Wait 3-5 working days.",
     ] {
         assert_eq!(check(answer, &sources(), &hosts()), Ok(()), "{answer}");
     }
@@ -52,7 +54,7 @@ fn actions_and_instructions_are_unsafe() {
 }
 
 #[test]
-fn contact_data_prices_and_links_not_given_to_the_model_are_unverified() {
+fn contact_data_prices_links_and_figures_not_given_to_the_model_are_unverified() {
     for answer in [
         "Call our hotline +1 800 555 0199.",
         "Write to refunds@evil.example.",
@@ -64,6 +66,9 @@ fn contact_data_prices_and_links_not_given_to_the_model_are_unverified() {
         "See https://shop.example.com/other-page.",
         "We called [phone].",
         "Contact me at [phone_number] or [Email address].",
+        "It arrives within 24 hours.",
+        "We ship to over 100 countries.",
+        "Orders are delivered within 2 working days.",
     ] {
         assert!(
             matches!(
@@ -93,6 +98,10 @@ fn an_answer_that_repeats_the_question_is_an_echo() {
     assert!(echoes(
         "Comment réussir un article ?",
         "Comment retourner un article ?"
+    ));
+    assert!(echoes(
+        "¿Cuándo llega mi pedido?\n\nThe answer is \"mi pedido\".",
+        "¿Cuándo llega mi pedido?"
     ));
     assert!(!echoes("Which order do you mean?", "Where is my order?"));
     assert!(!echoes("Yes, we ship to Norway.", "Do you ship to Norway?"));
