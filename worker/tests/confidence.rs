@@ -3,34 +3,16 @@
 //! answer), several requests in one message, refusals, tone, and the decision explanation
 //! that says all of it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::answer::{Action, Reply};
-use shared::event::Event;
-use worker::logic::playbook::{Explanation, Playbook};
+use worker::logic::playbook::Explanation;
 
-fn builtin() -> &'static Playbook {
-    static PLAYBOOK: std::sync::OnceLock<Playbook> = std::sync::OnceLock::new();
-    PLAYBOOK.get_or_init(|| Playbook::builtin().expect("built-in playbook"))
-}
-
-/// A customer message in `language` in a conversation already under way.
-fn message(text: &str, language: &str, state: Value) -> Event {
-    let event = json!({
-        "requestId": "3c99280a-9871-4656-a472-5da68d30c01f",
-        "accountId": "acc",
-        "expires": "2030-01-01T00:00:00Z",
-        "trigger": {"type": "MESSAGE", "participantType": "CUSTOMER", "content": text,
-                    "contentCustomer": text, "languageCustomer": language},
-        "conversation": {"pid": "conv", "needsHelp": false, "custom": {"yl": state}},
-        "engagements": [],
-        "turns": [{"type": "MESSAGE", "participantType": "BOT", "content": "Hello!"}]
-    });
-    Event::from_json(&serde_json::to_vec(&event).expect("json")).expect("valid event")
-}
+mod support;
+use support::{builtin, message, messages};
 
 fn explain(text: &str, language: &str) -> (Reply, Explanation) {
     let (decision, explanation) =
-        builtin().decide_explained(&message(text, language, json!({"p": "a"})));
+        builtin().decide_explained(&message(text, language, json!({"p": "a"}), false));
     (decision.reply, explanation)
 }
 
@@ -48,17 +30,6 @@ fn answered(explanation: &Explanation) -> Vec<&str> {
         .iter()
         .filter(|c| matches!(c.kind.as_str(), "knowledge" | "ask_detail"))
         .filter_map(|c| c.id.as_deref())
-        .collect()
-}
-
-fn messages(reply: &Reply) -> Vec<&str> {
-    reply
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Message { content } => Some(content.as_str()),
-            _ => None,
-        })
         .collect()
 }
 
@@ -233,6 +204,7 @@ fn a_frustrated_customer_gets_a_human_on_the_second_complaint() {
         "this is ridiculous, useless bot",
         "en",
         json!({"p": "a"}),
+        false,
     ));
     let state = first
         .conversation
@@ -245,6 +217,7 @@ fn a_frustrated_customer_gets_a_human_on_the_second_complaint() {
         "are you serious?? absolutely useless",
         "en",
         state,
+        false,
     ));
     assert!(
         second
@@ -289,6 +262,7 @@ fn a_message_without_a_language_is_answered_in_the_language_it_is_written_in() {
         "Dobrý den, zapomněl jsem heslo a nemůžu se přihlásit",
         "",
         json!({"p": "a"}),
+        false,
     );
     let (decision, explanation) = builtin().decide_explained(&event);
     assert_eq!(explanation.language.code, "cs");
@@ -308,7 +282,7 @@ fn deciding_without_an_explanation_gives_the_same_reply() {
         "where is my order and also I want a refund",
         "Do you deliver to Slovakia?",
     ] {
-        let event = message(text, "en", json!({"p": "a"}));
+        let event = message(text, "en", json!({"p": "a"}), false);
         let (explained, _) = builtin().decide_explained(&event);
         assert_eq!(builtin().decide(&event), explained.reply, "{text}");
     }

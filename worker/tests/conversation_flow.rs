@@ -7,12 +7,9 @@
 use serde_json::{Map, Value, json};
 use shared::answer::{Action, Reply};
 use shared::event::Event;
-use worker::logic::playbook::Playbook;
 
-fn builtin() -> &'static Playbook {
-    static PLAYBOOK: std::sync::OnceLock<Playbook> = std::sync::OnceLock::new();
-    PLAYBOOK.get_or_init(|| Playbook::builtin().expect("built-in playbook"))
-}
+mod support;
+use support::{builtin, escalates, messages};
 
 /// A conversation: the state and needs-help flag carried from answer to answer.
 struct Chat {
@@ -70,24 +67,6 @@ impl Chat {
             .and_then(|d| d.get(id))
             .and_then(Value::as_str)
     }
-}
-
-fn messages(reply: &Reply) -> Vec<&str> {
-    reply
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Message { content } => Some(content.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn escalates(reply: &Reply) -> bool {
-    reply
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::NeedsHelp { needs_help: true }))
 }
 
 #[test]

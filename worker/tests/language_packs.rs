@@ -3,47 +3,11 @@
 //! packs (en, es, de, fr, cs) understand requests for a human, refusals and ratings in every
 //! language.
 
-use serde_json::{Value, json};
-use shared::answer::{Action, Reply};
-use shared::event::Event;
+use serde_json::json;
 use worker::logic::playbook::{DEFAULT_PLAYBOOK, Playbook, PlaybookError};
 
-fn builtin() -> &'static Playbook {
-    static PLAYBOOK: std::sync::OnceLock<Playbook> = std::sync::OnceLock::new();
-    PLAYBOOK.get_or_init(|| Playbook::builtin().expect("built-in playbook"))
-}
-
-fn message(text: &str, language: &str, state: Value) -> Event {
-    let event = json!({
-        "requestId": "3c99280a-9871-4656-a472-5da68d30c01f",
-        "accountId": "acc",
-        "expires": "2030-01-01T00:00:00Z",
-        "trigger": {"type": "MESSAGE", "participantType": "CUSTOMER", "content": text,
-                    "contentCustomer": text, "languageCustomer": language},
-        "conversation": {"pid": "conv", "needsHelp": false, "custom": {"yl": state}},
-        "engagements": [],
-        "turns": [{"type": "MESSAGE", "participantType": "BOT", "content": "Hello!"}]
-    });
-    Event::from_json(&serde_json::to_vec(&event).expect("json")).expect("valid event")
-}
-
-fn messages(reply: &Reply) -> Vec<&str> {
-    reply
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Message { content } => Some(content.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn escalates(reply: &Reply) -> bool {
-    reply
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::NeedsHelp { needs_help: true }))
-}
+mod support;
+use support::{builtin, escalates, message, messages};
 
 fn problems(source: &str) -> Vec<String> {
     match Playbook::from_toml("pack.toml", source) {
@@ -93,12 +57,18 @@ knowledge.delivery.examples = [\"Gdzie jest moja paczka?\", \"paczka nie dotarł
     );
     let playbook = Playbook::from_toml("pack.toml", &source).expect("valid playbook");
     assert!(playbook.speaks("pl"));
-    let reply = playbook.decide(&message("Gdzie jest moja paczka?", "pl", json!({"p": "a"})));
+    let reply = playbook.decide(&message(
+        "Gdzie jest moja paczka?",
+        "pl",
+        json!({"p": "a"}),
+        false,
+    ));
     assert_eq!(messages(&reply), ["Wkrótce."]);
     let human = playbook.decide(&message(
         "chcę rozmawiać z człowiekiem",
         "pl",
         json!({"p": "a"}),
+        false,
     ));
     assert!(escalates(&human), "{human:?}");
 }
@@ -178,7 +148,7 @@ fn czech_customers_are_understood_and_answered_in_czech() {
             "Jakékoli zboží můžete vrátit do 30 dnů",
         ),
     ] {
-        let reply = builtin().decide(&message(text, "cs", json!({"p": "a"})));
+        let reply = builtin().decide(&message(text, "cs", json!({"p": "a"}), false));
         assert!(
             messages(&reply).iter().any(|m| m.starts_with(answer)),
             "{text}: {reply:?}"
@@ -197,7 +167,7 @@ fn requests_for_a_human_without_punctuation_or_indirect_escalate_in_every_langua
         ("non je veux parler à un conseiller", "fr"),
         ("nechci robota chci mluvit s člověkem", "cs"),
     ] {
-        let reply = builtin().decide(&message(text, language, json!({"p": "a"})));
+        let reply = builtin().decide(&message(text, language, json!({"p": "a"}), false));
         assert!(escalates(&reply), "{text}: {reply:?}");
     }
     for (text, language) in [
@@ -205,7 +175,7 @@ fn requests_for_a_human_without_punctuation_or_indirect_escalate_in_every_langua
         ("a operátora nepotřebuju, máte zítra otevřeno?", "cs"),
         ("Einen Mitarbeiter brauche ich dafür nicht", "de"),
     ] {
-        let reply = builtin().decide(&message(text, language, json!({"p": "a"})));
+        let reply = builtin().decide(&message(text, language, json!({"p": "a"}), false));
         assert!(!escalates(&reply), "{text}: {reply:?}");
     }
 }
@@ -222,7 +192,7 @@ fn ratings_in_words_stars_and_emoji_are_understood_in_every_language() {
         ("vier von fünf", "de", 4),
         ("quatre étoiles", "fr", 4),
     ] {
-        let reply = builtin().decide(&message(text, language, json!({"p": "f"})));
+        let reply = builtin().decide(&message(text, language, json!({"p": "f"}), false));
         let stored = reply
             .conversation
             .as_ref()
@@ -244,7 +214,12 @@ fn the_small_example_of_the_documentation_is_a_valid_playbook() {
         .expect("the small example in docs/logic.md");
     let playbook = Playbook::from_toml("example.toml", example).expect("a valid example");
     assert!(playbook.speaks("es"));
-    let reply = playbook.decide(&message("¿Dónde está mi pedido?", "es", json!({"p": "a"})));
+    let reply = playbook.decide(&message(
+        "¿Dónde está mi pedido?",
+        "es",
+        json!({"p": "a"}),
+        false,
+    ));
     assert_eq!(
         messages(&reply),
         ["Los pedidos se entregan en 3-5 días laborables."]

@@ -5,50 +5,14 @@
 
 use serde_json::{Map, Value, json};
 use shared::answer::{Action, Reply};
-use shared::event::Event;
 use worker::logic::engagements::Identity;
-use worker::logic::playbook::{Options, Playbook, ReplyLanguage, Signal};
+use worker::logic::playbook::{Options, ReplyLanguage, Signal};
 
-fn builtin() -> &'static Playbook {
-    static PLAYBOOK: std::sync::OnceLock<Playbook> = std::sync::OnceLock::new();
-    PLAYBOOK.get_or_init(|| Playbook::builtin().expect("built-in playbook"))
-}
-
-/// A customer message in `language` in a conversation whose state is `state`.
-fn message(text: &str, language: &str, state: Value, needs_help: bool) -> Event {
-    let event = json!({
-        "requestId": "3c99280a-9871-4656-a472-5da68d30c01f",
-        "accountId": "acc",
-        "expires": "2030-01-01T00:00:00Z",
-        "trigger": {"type": "MESSAGE", "participantType": "CUSTOMER", "content": text,
-                    "contentCustomer": text, "languageCustomer": language},
-        "conversation": {"pid": "conv", "needsHelp": needs_help, "custom": {"yl": state}},
-        "engagements": [],
-        "turns": [{"type": "MESSAGE", "participantType": "BOT", "content": "Hello!"}]
-    });
-    Event::from_json(&serde_json::to_vec(&event).expect("json")).expect("valid event")
-}
+mod support;
+use support::{builtin, escalates, message, messages};
 
 fn answering(text: &str, language: &str) -> Reply {
     builtin().decide(&message(text, language, json!({"p": "a"}), false))
-}
-
-fn escalates(reply: &Reply) -> bool {
-    reply
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::NeedsHelp { needs_help: true }))
-}
-
-fn messages(reply: &Reply) -> Vec<&str> {
-    reply
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Message { content } => Some(content.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn state(reply: &Reply) -> Map<String, Value> {

@@ -16,7 +16,8 @@ pub enum Answered {
     No(String),
 }
 
-fn texts_of<'a>(actions: &'a [Value], kind: &str) -> Vec<&'a str> {
+/// The contents of the answer's actions of type `kind` (`MESSAGE`, `NOTE`), in order.
+pub fn texts_of<'a>(actions: &'a [Value], kind: &str) -> Vec<&'a str> {
     actions
         .iter()
         .filter(|a| {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use toml::Value as Toml;
 
 use super::session::{Exchange, Session};
+use crate::cases::check::texts_of;
 use crate::scenario::Step;
 use worker::logic::playbook::state;
 
@@ -139,15 +140,8 @@ fn expectations(exchange: &Exchange) -> Vec<(String, Toml)> {
         return Vec::new();
     };
     let texts = |kind: &str| -> Vec<Toml> {
-        answer
-            .actions
-            .iter()
-            .filter(|a| {
-                a["type"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
-            })
-            .filter_map(|a| a["content"].as_str())
+        texts_of(&answer.actions, kind)
+            .into_iter()
             .map(|t| Toml::String(t.to_string()))
             .collect()
     };

@@ -25,15 +25,6 @@ pub struct EventLimits {
     pub max_budget: std::time::Duration,
 }
 
-impl Default for EventLimits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1 << 20,
-            max_budget: std::time::Duration::from_secs(60),
-        }
-    }
-}
-
 /// The event of `payload`, read as the ingress admitted it, with the paths of fields of
 /// unexpected types that were left out.
 pub fn read_event(
@@ -98,6 +89,14 @@ mod tests {
         })
     }
 
+    /// The limits of the worker's defaults (`MAX_BODY_BYTES`, `MAX_BUDGET`).
+    fn limits() -> EventLimits {
+        EventLimits {
+            max_body_bytes: 1 << 20,
+            max_budget: std::time::Duration::from_secs(60),
+        }
+    }
+
     fn envelope(conversation: &str) -> Envelope {
         Envelope {
             request_id: "005ea483-5151-479d-842e-f5ef0a1fa5cc"
@@ -117,7 +116,7 @@ mod tests {
     fn a_lone_surrogate_is_read_as_a_replacement_character() {
         let body = event("c").to_string().replace("__TEXT__", "a\\ud800b");
         let (event, dropped) =
-            read_event(body.as_bytes(), &envelope("c"), &EventLimits::default()).expect("readable");
+            read_event(body.as_bytes(), &envelope("c"), &limits()).expect("readable");
         assert_eq!(
             event.trigger.content_customer.as_deref(),
             Some("a\u{fffd}b")
@@ -127,25 +126,21 @@ mod tests {
 
     #[test]
     fn the_ingress_limits_hold_and_the_body_must_be_the_envelopes_event() {
-        let limits = EventLimits {
+        let small = EventLimits {
             max_body_bytes: 200,
-            ..EventLimits::default()
+            ..limits()
         };
         let body = event("c").to_string().replace("__TEXT__", &"x".repeat(300));
-        let err = read_event(body.as_bytes(), &envelope("c"), &limits).expect_err("too large");
+        let err = read_event(body.as_bytes(), &envelope("c"), &small).expect_err("too large");
         assert!(err.to_string().contains("MAX_BODY_BYTES"), "{err}");
         let body = event("c").to_string();
-        let err = read_event(body.as_bytes(), &envelope("other"), &EventLimits::default())
+        let err = read_event(body.as_bytes(), &envelope("other"), &limits())
             .expect_err("another conversation");
         assert!(err.to_string().contains("conversation id differs"), "{err}");
         let mut flooded = event("c");
         flooded["turns"] = json!(vec![json!({}); 10_001]);
-        let err = read_event(
-            flooded.to_string().as_bytes(),
-            &envelope("c"),
-            &EventLimits::default(),
-        )
-        .expect_err("too many turns");
+        let err = read_event(flooded.to_string().as_bytes(), &envelope("c"), &limits())
+            .expect_err("too many turns");
         assert!(
             err.to_string().contains("`turns` has more than 10000"),
             "{err}"
