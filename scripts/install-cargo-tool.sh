@@ -27,9 +27,14 @@ tools_dir="${repo_root}/.tools"
 target="${tools_dir}/${tool}"
 bin="${target}/bin/${tool}"
 
-# `cargo-deny 0.20.2`, `Version: 1.14.0`: the version is the last word.
+# `cargo-deny 0.20.2`, `Version: 1.14.0`: the version is the last word. The output is read
+# whole before it is searched: `grep -q` stops at the first match, and a tool still writing then
+# dies of the closed pipe (cargo-shear prints a blank line after its version), which pipefail
+# would count as a failed check.
 installed_ok() {
-    [[ -x "${bin}" ]] && "${bin}" --version 2>/dev/null | grep -qE "(^| )${version//./\\.}\$"
+    local reported
+    [[ -x "${bin}" ]] && reported="$("${bin}" --version 2>/dev/null)" \
+        && grep -qE "(^| )${version//./\\.}\$" <<<"${reported}"
 }
 
 if installed_ok; then
